@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Builds the local cluster's binaries from the Go module proxy at the versions pinned in
+# hack/versions.env, into a cache outside the repo. Prints the bin folder on stdout; progress
+# goes to stderr. A folder counts as cached only once every binary in it built (.complete).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+versions="$here/versions.env"
+# shellcheck source=versions.env
+source "$versions"
+
+log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "Go is not installed (need go >= 1.26 on PATH): see https://go.dev/doc/install"
+
+cache_root=${APPKEEPER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/appkeeper}
+key=$(sha256sum "$versions" | cut -c1-12)
+dest="$cache_root/k8s/$KUBERNETES_VERSION-$key"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm metrics-server)
+
+if [[ -f "$dest/.complete" ]]; then
+  echo "$dest/bin"
+  exit 0
+fi
+
+# The proxy serves the modules; sum.golang.org is not reachable from these machines.
+export GOPROXY=${GOPROXY:-https://proxy.golang.org}
+export GOSUMDB=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+
+work="$dest.partial.$$"
+rm -rf "$work"
+mkdir -p "$work/bin" "$work/src/etcd"
+trap 'rm -rf "$work"' EXIT
+start=$(date +%s)
+log "building into $dest (cold build: expect 10-25 minutes on 2 cores)"
+
+# Kubernetes' go.mod maps its staging modules to local folders, which `go install` refuses;
+# a wrapper module requires k8s.io/kubernetes and points each staging module at its release.
+log "fetching k8s.io/kubernetes@$KUBERNETES_VERSION"
+kmod=$(cd "$work/src" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+[[ -f "$kmod" ]] || die "could not download k8s.io/kubernetes@$KUBERNETES_VERSION from $GOPROXY"
+staging_version="v0.${KUBERNETES_VERSION#v1.}"
+{
+  echo "module appkeeper.local/k8sbuild"
+  echo
+  echo "go 1.26"
+  echo
+  echo "require ("
+  echo "	k8s.io/kubernetes $KUBERNETES_VERSION"
+  echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+  echo ")"
+  echo
+  echo "replace ("
+  sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$kmod"
+  echo ")"
+} >"$work/src/go.mod"
+# Blank imports keep `go mod tidy` from dropping the pinned requirements.
+cat >"$work/src/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	_ "k8s.io/kubectl/pkg/cmd"
+)
+GO
+cat >"$work/src/etcd/main.go" <<'GO'
+// Command etcd is etcd's own server entry point, built at the pinned release.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+
+minor=${KUBERNETES_VERSION#v1.}
+minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+done
+
+(
+  cd "$work/src"
+  log "resolving the wrapper module's dependencies"
+  go mod tidy >&2 || die "go mod tidy failed for the Kubernetes wrapper module"
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    log "go build k8s.io/kubernetes/cmd/$cmd ($(( $(date +%s) - start ))s so far)"
+    go build -trimpath -ldflags "$ldflags" -o "$work/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2 \
+      || die "go build k8s.io/kubernetes/cmd/$cmd failed (see above)"
+  done
+  log "go build etcd $ETCD_VERSION"
+  go build -trimpath -ldflags "-s -w" -o "$work/bin/etcd" ./etcd >&2 || die "go build etcd failed"
+)
+
+for spec in "kwok sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
+            "helm helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+            "metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"; do
+  read -r name target <<<"$spec"
+  log "go install $target ($(( $(date +%s) - start ))s so far)"
+  GOBIN="$work/bin" go install -trimpath -ldflags "-s -w" "$target" >&2 || die "go install $target failed"
+done
+
+# KWOK's stock stages (node init + lease heartbeat, pod ready/complete/delete) and its resource
+# usage metrics config ship in its module; copy them from the module cache next to the binary.
+kwok_dir=$(cd "$work/bin" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+mkdir -p "$work/kwok"
+for f in stage/node/fast/node-initialize.yaml stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+         stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml \
+         metrics/resource/metrics-resource.yaml metrics/usage/usage-from-annotation.yaml; do
+  cp "$kwok_dir/kustomize/$f" "$work/kwok/" || die "KWOK $KWOK_VERSION has no kustomize/$f"
+done
+
+for b in "${binaries[@]}"; do
+  [[ -x "$work/bin/$b" ]] || die "$b was not built"
+done
+rm -rf "$work/src"
+cp "$versions" "$work/versions.env"
+echo "$(( $(date +%s) - start ))" >"$work/build-seconds"
+touch "$work/.complete"
+rm -rf "$dest"
+mv "$work" "$dest"
+trap - EXIT
+log "done in $(cat "$dest/build-seconds")s: $dest/bin"
+echo "$dest/bin"

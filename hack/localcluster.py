@@ -1,0 +1,426 @@
+#!/usr/bin/env python3
+"""A real Kubernetes control plane on loopback, without Docker: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and KWOK fake nodes, as local processes.
+
+    python3 hack/localcluster.py up       build-or-reuse the binaries, start, print KUBECONFIG
+    python3 hack/localcluster.py down     stop exactly the processes `up` started
+    python3 hack/localcluster.py status   say whether a cluster runs, and where
+    python3 hack/localcluster.py env      print `export KUBECONFIG=... PATH=...`
+
+The binaries come from hack/build-binaries.sh (pinned in hack/versions.env). State (certificates,
+etcd data, logs, pid files, kubeconfig) lives in one folder, $APPKEEPER_CLUSTER_DIR or
+~/.cache/appkeeper/cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HACK = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("APPKEEPER_CACHE", Path.home() / ".cache" / "appkeeper"))
+STATE = Path(os.environ.get("APPKEEPER_CLUSTER_DIR", CACHE / "cluster"))
+NODE_COUNT = int(os.environ.get("APPKEEPER_CLUSTER_NODES", "3"))
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+class ClusterError(RuntimeError):
+    """A failure a developer can act on; the message says what to do."""
+
+
+def log(msg: str) -> None:
+    print(f"[localcluster {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        socks, ports = [], []
+        for _ in range(6):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+        for s in socks:
+            s.close()
+        return cls(*ports)
+
+
+def build_binaries() -> Path:
+    if shutil.which("go") is None:
+        raise ClusterError("Go is not installed: the local cluster builds Kubernetes from the Go module proxy")
+    proc = subprocess.run([str(HACK / "build-binaries.sh")], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise ClusterError("building the cluster binaries failed (see the build output above)")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def bin_dir() -> Path:
+    """The bin folder of a running or last-started cluster, else build-or-reuse it."""
+    recorded = STATE / "bin-dir"
+    if recorded.exists() and Path(recorded.read_text().strip()).is_dir():
+        return Path(recorded.read_text().strip())
+    return build_binaries()
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_pki(pki: Path) -> None:
+    """A CA, the apiserver's serving cert, client certs per component, SA signing keys."""
+    pki.mkdir(parents=True, exist_ok=True)
+    for ca in ("ca", "front-proxy-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", f"/CN={ca}",
+                "-keyout", str(pki / f"{ca}.key"), "-out", str(pki / f"{ca}.crt"))
+    openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
+    openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+    sans = ("DNS:localhost,IP:127.0.0.1,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,"
+            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")
+    leaf("apiserver", "/CN=kube-apiserver", "ca", pki, f"subjectAltName={sans}\nextendedKeyUsage=serverAuth")
+    for name, subject in (
+        ("admin", "/O=system:masters/CN=kubernetes-admin"),
+        ("controller-manager", "/CN=system:kube-controller-manager"),
+        ("scheduler", "/CN=system:kube-scheduler"),
+        ("kwok", "/O=system:masters/CN=kwok-controller"),
+        ("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client"),
+    ):
+        leaf(name, subject, "ca", pki, "extendedKeyUsage=clientAuth")
+    leaf("front-proxy-client", "/CN=front-proxy-client", "front-proxy-ca", pki, "extendedKeyUsage=clientAuth")
+
+
+def leaf(name: str, subject: str, ca: str, pki: Path, ext: str) -> None:
+    key, csr, crt, extfile = (pki / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
+    extfile.write_text(ext + "\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(pki / f"{ca}.crt"), "-CAkey", str(pki / f"{ca}.key"),
+            "-CAcreateserial", "-days", "3650", "-extfile", str(extfile), "-out", str(crt))
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "appkeeper-local",
+        "clusters": [{"name": "appkeeper-local", "cluster": {
+            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": user, "user": {
+            "client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
+        "contexts": [{"name": "appkeeper-local", "context": {"cluster": "appkeeper-local", "user": user}}],
+    }, indent=2))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not alive.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def pids() -> dict[str, int]:
+    found = {}
+    for name in PROCESSES:
+        f = STATE / "pids" / name
+        if f.exists():
+            found[name] = int(f.read_text())
+    return found
+
+
+def api_ready(server: str, pki: Path, timeout: float = 2.0) -> bool:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    try:
+        with urllib.request.urlopen(f"{server}/readyz", context=ctx, timeout=timeout) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def start(name: str, argv: list[str]) -> int:
+    logf = open(STATE / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
+    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=STATE)
+    (STATE / "pids" / name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_for(what: str, check: "object", timeout: float, name: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        if name is not None and not alive(pids()[name]):
+            tail = (STATE / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+            raise ClusterError(f"{name} exited while waiting for {what}; its log ends:\n  " + "\n  ".join(tail))
+        time.sleep(0.2)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what} (logs: {STATE / 'logs'})")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def kubectl(bins: Path, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run([str(bins / "kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args],
+                          input=stdin, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def status() -> tuple[bool, str]:
+    running = {n: p for n, p in pids().items() if alive(p)}
+    if not pids():
+        return False, "no local cluster is running"
+    if len(running) != len(PROCESSES):
+        dead = sorted(set(PROCESSES) - set(running))
+        return False, f"stale state in {STATE}: {', '.join(dead)} not running (run `make cluster-down`)"
+    server = (STATE / "server").read_text().strip()
+    if not api_ready(server, STATE / "pki"):
+        return False, f"processes run but {server}/readyz does not answer ok"
+    return True, f"local cluster running at {server}; export KUBECONFIG={STATE / 'kubeconfig'}"
+
+
+def up() -> None:
+    ok, msg = status()
+    if ok:
+        log(f"reusing the running cluster: {msg}")
+        return
+    if pids():
+        log(f"found {msg}; cleaning it up before starting afresh")
+        down()
+    bins = build_binaries()
+    t0 = time.monotonic()
+    if STATE.exists():
+        shutil.rmtree(STATE)
+    for d in ("logs", "pids", "etcd", "pki"):
+        (STATE / d).mkdir(parents=True)
+    (STATE / "bin-dir").write_text(str(bins))
+    pki = STATE / "pki"
+    make_pki(pki)
+    ports = Ports.free()
+    server = f"https://127.0.0.1:{ports.apiserver}"
+    (STATE / "server").write_text(server)
+    (STATE / "ports.json").write_text(json.dumps(ports.__dict__))
+    write_kubeconfig(STATE / "kubeconfig", server, pki, "admin")
+    for user in ("controller-manager", "scheduler", "kwok"):
+        write_kubeconfig(STATE / f"{user}.kubeconfig", server, pki, user)
+
+    try:
+        start_processes(bins, ports, pki, server)
+        wait_for("3 nodes Ready", lambda: nodes_ready(bins) >= NODE_COUNT, 60, "kwok")
+        setup_cluster_objects(bins)
+    except BaseException:
+        log("start failed; stopping what was started")
+        down(keep_logs=True)
+        raise
+    log(f"cluster ready in {time.monotonic() - t0:.1f}s (binaries: {bins})")
+
+
+def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
+    for port in ports.__dict__.values():
+        if port_open(port):
+            raise ClusterError(f"port {port} is already taken on 127.0.0.1; free it or retry")
+    start("etcd", [
+        str(bins / "etcd"), "--name=default", f"--data-dir={STATE / 'etcd'}",
+        f"--listen-client-urls=http://127.0.0.1:{ports.etcd_client}",
+        f"--advertise-client-urls=http://127.0.0.1:{ports.etcd_client}",
+        f"--listen-peer-urls=http://127.0.0.1:{ports.etcd_peer}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{ports.etcd_peer}",
+        f"--initial-cluster=default=http://127.0.0.1:{ports.etcd_peer}",
+        "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
+    ])
+    wait_for("etcd", lambda: port_open(ports.etcd_client), 30, "etcd")
+    start("kube-apiserver", [
+        str(bins / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports.apiserver}",
+        "--endpoint-reconciler-type=none",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--enable-admission-plugins=NodeRestriction",
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+        "--enable-aggregator-routing=true",
+    ])
+    wait_for("kube-apiserver /readyz", lambda: api_ready(server, pki), 60, "kube-apiserver")
+    start("kube-controller-manager", [
+        str(bins / "kube-controller-manager"),
+        f"--kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        f"--authentication-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        f"--authorization-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
+        "--leader-elect=false", "--use-service-account-credentials=true",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--enable-hostpath-provisioner=true",
+        # Test-cluster timings, so scaling tests take seconds, not minutes.
+        "--horizontal-pod-autoscaler-sync-period=5s",
+        "--horizontal-pod-autoscaler-downscale-stabilization=20s",
+        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+        "--concurrent-gc-syncs=30", "--kube-api-qps=200", "--kube-api-burst=400",
+    ])
+    start("kube-scheduler", [
+        str(bins / "kube-scheduler"),
+        f"--kubeconfig={STATE / 'scheduler.kubeconfig'}",
+        f"--authentication-kubeconfig={STATE / 'scheduler.kubeconfig'}",
+        f"--authorization-kubeconfig={STATE / 'scheduler.kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}", "--leader-elect=false",
+    ])
+    kwok_config = STATE / "kwok.yaml"
+    docs = [
+        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
+        "  enableCRDs: []\n  nodeLeaseDurationSeconds: 40\n"
+    ]
+    docs += [p.read_text() for p in sorted((bins.parent / "kwok").glob("*.yaml"))]
+    kwok_config.write_text("\n---\n".join(docs))
+    start("kwok", [
+        str(bins / "kwok"), f"--kubeconfig={STATE / 'kwok.kubeconfig'}", f"--config={kwok_config}",
+        "--manage-all-nodes=false", "--manage-nodes-with-label-selector=type=kwok",
+        f"--server-address=127.0.0.1:{ports.kwok}", "--node-ip=127.0.0.1",
+        "--cidr=10.244.0.0/16",
+    ])
+
+
+def nodes_ready(bins: Path) -> int:
+    out = kubectl(bins, "get", "nodes", "-o", "json")
+    ready = 0
+    for node in json.loads(out)["items"]:
+        conds = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+        ready += conds.get("Ready") == "True"
+    if ready < NODE_COUNT and not (STATE / "nodes-created").exists():
+        kubectl(bins, "apply", "-f", "-", stdin="\n---\n".join(node_manifest(i) for i in range(NODE_COUNT)))
+        (STATE / "nodes-created").touch()
+    return ready
+
+
+def node_manifest(i: int) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": f"kwok-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-node-{i}",
+                                "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                "topology.kubernetes.io/zone": f"zone-{i % 3}"}},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"}},
+    })
+
+
+def setup_cluster_objects(bins: Path) -> None:
+    # A default StorageClass served by the controller-manager's own hostPath provisioner:
+    # claims are provisioned and bound by the real PV controller.
+    kubectl(bins, "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "standard",
+                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubernetes.io/host-path", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    }))
+    # Namespaces get their default ServiceAccount from the controller-manager; wait for it
+    # so the first Pod created does not race the ServiceAccount admission.
+    wait_for("the default ServiceAccount", lambda: "default" in kubectl(
+        bins, "get", "serviceaccounts", "-n", "default", "-o", "name"), 30)
+
+
+def down(keep_logs: bool = False) -> None:
+    found = pids()
+    if not found:
+        log("no local cluster state to stop")
+    for name in reversed(PROCESSES):
+        pid = found.get(name)
+        if pid is None or not alive(pid):
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 15
+    for name, pid in found.items():
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            log(f"{name} (pid {pid}) ignored SIGTERM; killing it")
+            os.killpg(pid, signal.SIGKILL)
+    ports_file = STATE / "ports.json"
+    if ports_file.exists():
+        taken = [p for p in json.loads(ports_file.read_text()).values() if port_open(p)]
+        if taken:
+            raise ClusterError(f"ports still listening after stop: {taken}")
+    if found:
+        log(f"stopped {', '.join(found)}")
+    if STATE.exists() and not keep_logs:
+        shutil.rmtree(STATE)
+
+
+def print_env() -> None:
+    bins = bin_dir()
+    print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
+    print(f"export PATH={bins}:$PATH")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status", "env", "build"])
+    args = parser.parse_args()
+    try:
+        if args.command == "up":
+            up()
+            print_env()
+        elif args.command == "down":
+            down()
+        elif args.command == "status":
+            ok, msg = status()
+            print(msg)
+            return 0 if ok else 1
+        elif args.command == "env":
+            print_env()
+        elif args.command == "build":
+            print(build_binaries())
+    except ClusterError as e:
+        log(f"ERROR: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

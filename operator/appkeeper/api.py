@@ -1,0 +1,410 @@
+"""The App resource as typed values: parse a raw body once, default it, and check what the
+CRD schema cannot (so a bad spec becomes a condition naming the field, never a traceback)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+GROUP = "appkeeper.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "App"
+PLURAL = "apps"
+
+Json = dict[str, Any]
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "Headless", "None")
+
+
+class SpecError(ValueError):
+    """A spec the API server accepted but that cannot work; `field` is its path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    container_port: int
+    protocol: str
+    service_port: int
+
+
+@dataclass(frozen=True)
+class Persistent:
+    size: str
+    storage_class_name: str | None
+    access_modes: tuple[str, ...]
+    retain: bool
+    per_replica: bool
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    mount_path: str
+    read_only: bool
+    sub_path: str | None
+    persistent: Persistent | None = None
+    # The other sources are core/v1 volume sources, passed through as written.
+    source: tuple[str, Json] | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    type: str
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Ingress:
+    host: str | None
+    path: str
+    path_type: str
+    class_name: str | None
+    port: str
+    tls_secret_name: str | None
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    target_cpu: int | None
+    target_memory: int | None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    start: str
+    end: str
+    time_zone: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Rollout:
+    max_surge: int | str
+    max_unavailable: int | str
+    progress_deadline_seconds: int
+    auto_rollback: bool
+
+
+@dataclass(frozen=True)
+class Disruption:
+    min_available: int | str | None
+    max_unavailable: int | str | None
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    service_account_name: str | None
+    automount_service_account_token: bool
+    node_selector: dict[str, str]
+    tolerations: list[Json]
+    affinity: Json | None
+    security_context: Json | None
+    container_security_context: Json | None
+    priority_class_name: str | None
+    topology_spread_constraints: list[Json]
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    image: str
+    image_pull_policy: str | None
+    image_pull_secrets: tuple[str, ...]
+    command: list[str]
+    args: list[str]
+    replicas: int
+    ports: tuple[Port, ...]
+    env: list[Json]
+    env_from: list[Json]
+    resources: Json
+    probes: dict[str, Json]
+    volumes: tuple[Volume, ...]
+    service: Service
+    ingress: Ingress | None
+    autoscaling: Autoscaling | None
+    schedules: tuple[Schedule, ...]
+    suspend: bool
+    paused: bool
+    rollout: Rollout
+    disruption: Disruption | None
+    pod: PodOptions
+
+    @property
+    def per_replica_volumes(self) -> tuple[Volume, ...]:
+        return tuple(v for v in self.volumes if v.persistent is not None and v.persistent.per_replica)
+
+    @property
+    def is_stateful(self) -> bool:
+        return bool(self.per_replica_volumes)
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: AppSpec
+    status: Json = field(default_factory=dict)
+    deleting: bool = False
+
+
+def parse_app(body: Json) -> App:
+    """Body (as the API returns it) -> App. Raises SpecError naming the offending field."""
+    meta = body.get("metadata", {})
+    return App(
+        name=meta["name"],
+        namespace=meta.get("namespace", "default"),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation", 0)),
+        spec=parse_spec(body.get("spec") or {}),
+        status=dict(body.get("status") or {}),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def parse_spec(raw: Json) -> AppSpec:
+    image = raw.get("image")
+    if not isinstance(image, str) or not image.strip():
+        raise SpecError("spec.image", "is required and must be a non-empty string")
+    replicas = _int(raw.get("replicas", 1), "spec.replicas", minimum=0)
+    ports = tuple(_port(p, i) for i, p in enumerate(raw.get("ports") or []))
+    _unique([p.name for p in ports], "spec.ports", "name")
+    _unique([p.service_port for p in ports], "spec.ports", "servicePort")
+    volumes = tuple(_volume(v, i) for i, v in enumerate(raw.get("volumes") or []))
+    _unique([v.name for v in volumes], "spec.volumes", "name")
+    _unique([v.mount_path for v in volumes], "spec.volumes", "mountPath")
+    service = _service(raw.get("service") or {})
+    ingress = _ingress(raw["ingress"], ports, service) if raw.get("ingress") else None
+    autoscaling = _autoscaling(raw["autoscaling"]) if raw.get("autoscaling") else None
+    schedules = tuple(_schedule(s, i) for i, s in enumerate(raw.get("schedules") or []))
+    _unique([s.name for s in schedules], "spec.schedules", "name")
+    resources = dict(raw.get("resources") or {})
+    for kind in ("requests", "limits"):
+        for res, qty in (resources.get(kind) or {}).items():
+            _quantity(qty, f"spec.resources.{kind}.{res}")
+    probes = {k: v for k, v in (raw.get("probes") or {}).items() if v}
+    for name in probes:
+        if name not in ("liveness", "readiness", "startup"):
+            raise SpecError(f"spec.probes.{name}", "unknown probe; use liveness, readiness or startup")
+    return AppSpec(
+        image=image.strip(),
+        image_pull_policy=raw.get("imagePullPolicy"),
+        image_pull_secrets=tuple(raw.get("imagePullSecrets") or ()),
+        command=list(raw.get("command") or []),
+        args=list(raw.get("args") or []),
+        replicas=replicas,
+        ports=ports,
+        env=list(raw.get("env") or []),
+        env_from=list(raw.get("envFrom") or []),
+        resources=resources,
+        probes=probes,
+        volumes=volumes,
+        service=service,
+        ingress=ingress,
+        autoscaling=autoscaling,
+        schedules=schedules,
+        suspend=bool(raw.get("suspend", False)),
+        paused=bool(raw.get("paused", False)),
+        rollout=_rollout(raw.get("rollout") or {}),
+        disruption=_disruption(raw["disruption"]) if raw.get("disruption") else None,
+        pod=_pod(raw.get("pod") or {}),
+    )
+
+
+def _int(value: Any, path: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(path, f"must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise SpecError(path, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SpecError(path, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def _dns_label(value: Any, path: str) -> str:
+    if not isinstance(value, str) or len(value) > 63 or not DNS_LABEL.match(value):
+        raise SpecError(path, f"must be a DNS-1123 label (lowercase letters, digits, '-'), got {value!r}")
+    return value
+
+
+def _quantity(value: Any, path: str) -> str:
+    text = str(value)
+    if not QUANTITY.match(text):
+        raise SpecError(path, f"is not a valid quantity: {value!r} (e.g. 500m, 1Gi)")
+    return text
+
+
+def _unique(values: list[Any], path: str, key: str) -> None:
+    seen: set[Any] = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise SpecError(f"{path}[{i}].{key}", f"duplicate value {v!r}")
+        seen.add(v)
+
+
+def _port(raw: Json, i: int) -> Port:
+    path = f"spec.ports[{i}]"
+    container_port = _int(raw.get("containerPort"), f"{path}.containerPort", 1, 65535)
+    protocol = raw.get("protocol", "TCP")
+    if protocol not in ("TCP", "UDP", "SCTP"):
+        raise SpecError(f"{path}.protocol", f"must be TCP, UDP or SCTP, got {protocol!r}")
+    name = _dns_label(raw.get("name"), f"{path}.name")
+    if len(name) > 15:
+        raise SpecError(f"{path}.name", f"must be at most 15 characters (an IANA_SVC_NAME), got {name!r}")
+    return Port(
+        name=name,
+        container_port=container_port,
+        protocol=protocol,
+        service_port=_int(raw.get("servicePort", container_port), f"{path}.servicePort", 1, 65535),
+    )
+
+
+def _volume(raw: Json, i: int) -> Volume:
+    path = f"spec.volumes[{i}]"
+    name = _dns_label(raw.get("name"), f"{path}.name")
+    mount_path = raw.get("mountPath")
+    if not isinstance(mount_path, str) or not mount_path.startswith("/"):
+        raise SpecError(f"{path}.mountPath", f"must be an absolute path, got {mount_path!r}")
+    sources = [k for k in ("persistent", "emptyDir", "configMap", "secret") if raw.get(k) is not None]
+    if len(sources) != 1:
+        raise SpecError(path, f"needs exactly one of persistent, emptyDir, configMap, secret; got {sources or 'none'}")
+    persistent = None
+    source: tuple[str, Json] | None = None
+    if sources[0] == "persistent":
+        p = raw["persistent"]
+        modes = tuple(p.get("accessModes") or ("ReadWriteOnce",))
+        persistent = Persistent(
+            size=_quantity(p.get("size"), f"{path}.persistent.size"),
+            storage_class_name=p.get("storageClassName"),
+            access_modes=modes,
+            retain=bool(p.get("retain", True)),
+            per_replica=bool(p.get("perReplica", False)),
+        )
+    else:
+        source = (sources[0], dict(raw[sources[0]]))
+        if sources[0] == "emptyDir" and source[1].get("sizeLimit") is not None:
+            _quantity(source[1]["sizeLimit"], f"{path}.emptyDir.sizeLimit")
+    return Volume(name=name, mount_path=mount_path, read_only=bool(raw.get("readOnly", False)),
+                  sub_path=raw.get("subPath"), persistent=persistent, source=source)
+
+
+def _service(raw: Json) -> Service:
+    svc_type = raw.get("type", "ClusterIP")
+    if svc_type not in SERVICE_TYPES:
+        raise SpecError("spec.service.type", f"must be one of {', '.join(SERVICE_TYPES)}, got {svc_type!r}")
+    return Service(type=svc_type, annotations=dict(raw.get("annotations") or {}))
+
+
+def _ingress(raw: Json, ports: tuple[Port, ...], service: Service) -> Ingress:
+    if not ports:
+        raise SpecError("spec.ingress", "needs at least one entry in spec.ports")
+    if service.type == "None":
+        raise SpecError("spec.ingress", "needs a Service; spec.service.type is None")
+    port = raw.get("port") or ports[0].name
+    if port not in {p.name for p in ports}:
+        raise SpecError("spec.ingress.port", f"names no port in spec.ports: {port!r}")
+    path = raw.get("path", "/")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise SpecError("spec.ingress.path", f"must start with '/', got {path!r}")
+    tls = raw.get("tls") or {}
+    return Ingress(
+        host=raw.get("host"),
+        path=path,
+        path_type=raw.get("pathType", "Prefix"),
+        class_name=raw.get("className"),
+        port=port,
+        tls_secret_name=tls.get("secretName"),
+        annotations=dict(raw.get("annotations") or {}),
+    )
+
+
+def _autoscaling(raw: Json) -> Autoscaling:
+    path = "spec.autoscaling"
+    lo = _int(raw.get("minReplicas", 1), f"{path}.minReplicas", 1)
+    hi = _int(raw.get("maxReplicas"), f"{path}.maxReplicas", 1)
+    if lo > hi:
+        raise SpecError(f"{path}.minReplicas", f"must be <= maxReplicas ({lo} > {hi})")
+    cpu = raw.get("targetCPUUtilizationPercentage")
+    mem = raw.get("targetMemoryUtilizationPercentage")
+    if cpu is None and mem is None:
+        cpu = 80
+    return Autoscaling(
+        min_replicas=lo,
+        max_replicas=hi,
+        target_cpu=None if cpu is None else _int(cpu, f"{path}.targetCPUUtilizationPercentage", 1),
+        target_memory=None if mem is None else _int(mem, f"{path}.targetMemoryUtilizationPercentage", 1),
+    )
+
+
+def _schedule(raw: Json, i: int) -> Schedule:
+    path = f"spec.schedules[{i}]"
+    for key in ("start", "end"):
+        expr = raw.get(key)
+        if not isinstance(expr, str) or not croniter.is_valid(expr):
+            raise SpecError(f"{path}.{key}", f"is not a valid cron expression: {expr!r}")
+    tz = raw.get("timeZone", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise SpecError(f"{path}.timeZone", f"is not an IANA time zone: {tz!r}") from e
+    return Schedule(
+        name=_dns_label(raw.get("name"), f"{path}.name"),
+        start=raw["start"],
+        end=raw["end"],
+        time_zone=tz,
+        replicas=_int(raw.get("replicas"), f"{path}.replicas", 0),
+    )
+
+
+def _rollout(raw: Json) -> Rollout:
+    return Rollout(
+        max_surge=raw.get("maxSurge", "25%"),
+        max_unavailable=raw.get("maxUnavailable", "25%"),
+        progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600),
+                                       "spec.rollout.progressDeadlineSeconds", 1),
+        auto_rollback=bool(raw.get("autoRollback", True)),
+    )
+
+
+def _disruption(raw: Json) -> Disruption:
+    lo, hi = raw.get("minAvailable"), raw.get("maxUnavailable")
+    if (lo is None) == (hi is None):
+        raise SpecError("spec.disruption", "needs exactly one of minAvailable, maxUnavailable")
+    return Disruption(min_available=lo, max_unavailable=hi)
+
+
+def _pod(raw: Json) -> PodOptions:
+    return PodOptions(
+        labels=dict(raw.get("labels") or {}),
+        annotations=dict(raw.get("annotations") or {}),
+        service_account_name=raw.get("serviceAccountName"),
+        # A pod gets an API token only when it asks for one (or names a ServiceAccount).
+        automount_service_account_token=bool(
+            raw.get("automountServiceAccountToken", raw.get("serviceAccountName") is not None)),
+        node_selector=dict(raw.get("nodeSelector") or {}),
+        tolerations=list(raw.get("tolerations") or []),
+        affinity=raw.get("affinity"),
+        security_context=raw.get("securityContext"),
+        container_security_context=raw.get("containerSecurityContext"),
+        priority_class_name=raw.get("priorityClassName"),
+        topology_spread_constraints=list(raw.get("topologySpreadConstraints") or []),
+    )

@@ -1,0 +1,299 @@
+"""Pure builders: an App -> the exact children it implies, as the dicts that get applied.
+No I/O. Every child carries the contract's labels, an ownerReference to the App, and the hash
+of its own content, so an unchanged child is never written twice."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .api import API_VERSION, KIND, App, AppSpec, Json, Volume
+from .schedules import scheduled_minimum
+
+MANAGER = "appkeeper"
+LABEL_APP = "appkeeper.dev/app"
+ANN_HASH = "appkeeper.dev/input-hash"
+ANN_RETAIN = "appkeeper.dev/retain"
+ANN_RETAINED_FROM = "appkeeper.dev/retained-from"
+CONTAINER_DEFAULT_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False}
+POD_DEFAULT_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
+
+# kind -> apiVersion, for every kind of child an App can own.
+CHILD_KINDS: dict[str, str] = {
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Service": "v1",
+    "PersistentVolumeClaim": "v1",
+    "Ingress": "networking.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+}
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """How many pods the workload runs, and why."""
+
+    count: int
+    reason: str  # Spec, Suspended, Schedule:<name>, Autoscaled
+
+
+def labels(name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": MANAGER,
+        LABEL_APP: name,
+    }
+
+
+def selector(name: str) -> dict[str, str]:
+    return {LABEL_APP: name}
+
+
+def selector_string(name: str) -> str:
+    return f"{LABEL_APP}={name}"
+
+
+def owner_reference(app: App) -> Json:
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": app.name, "uid": app.uid,
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def content_hash(obj: Json) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec: Json,
+           annotations: dict[str, str] | None = None) -> Json:
+    obj: Json = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": app.namespace,
+            "labels": labels(app.name),
+            "ownerReferences": [owner_reference(app)],
+        },
+        spec_key: spec,
+    }
+    if annotations:
+        obj["metadata"]["annotations"] = dict(annotations)
+    obj["metadata"].setdefault("annotations", {})[ANN_HASH] = content_hash(obj)
+    return obj
+
+
+def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:
+    if spec.suspend:
+        return Replicas(0, "Suspended")
+    if spec.autoscaling is not None:
+        # The HPA scales the App itself; its decision arrives as spec.replicas.
+        return Replicas(spec.replicas, "Autoscaled")
+    floor, window = scheduled_minimum(spec, now)
+    if window is not None and floor > spec.replicas:
+        return Replicas(floor, f"Schedule:{window.name}")
+    return Replicas(spec.replicas, "Spec")
+
+
+def build_children(app: App, now: datetime, template_override: Json | None = None) -> list[Json]:
+    """Every child the App asks for, workload first. `template_override` replaces the pod
+    template (a rollback to the last healthy revision)."""
+    spec = app.spec
+    children = [build_workload(app, workload_replicas(spec, now).count, template_override)]
+    if spec.ports and spec.service.type != "None":
+        children.append(build_service(app))
+    children += [build_claim(app, v) for v in spec.volumes if v.persistent and not v.persistent.per_replica]
+    if spec.ingress is not None:
+        children.append(build_ingress(app))
+    if spec.autoscaling is not None and not spec.suspend:
+        children.append(build_hpa(app, now))
+    if spec.disruption is not None:
+        children.append(build_pdb(app))
+    return children
+
+
+def build_workload(app: App, replicas: int, template_override: Json | None = None) -> Json:
+    spec = app.spec
+    template = copy.deepcopy(template_override) if template_override else build_pod_template(app)
+    if spec.is_stateful:
+        return _child(app, "apps/v1", "StatefulSet", app.name, "spec", {
+            "replicas": replicas,
+            "serviceName": app.name,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": selector(app.name)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Retain" if all(v.persistent and v.persistent.retain
+                                               for v in spec.per_replica_volumes) else "Delete",
+                "whenScaled": "Retain",
+            },
+            "template": template,
+            "volumeClaimTemplates": [_claim_template(v) for v in spec.per_replica_volumes],
+        })
+    return _child(app, "apps/v1", "Deployment", app.name, "spec", {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector(app.name)},
+        "revisionHistoryLimit": 10,
+        "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+            "maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}},
+        "template": template,
+    })
+
+
+def build_pod_template(app: App) -> Json:
+    spec, pod = app.spec, app.spec.pod
+    container: Json = {"name": app.name, "image": spec.image}
+    optional: dict[str, Any] = {
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": spec.command,
+        "args": spec.args,
+        "ports": [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol}
+                  for p in spec.ports],
+        "env": copy.deepcopy(spec.env),
+        "envFrom": copy.deepcopy(spec.env_from),
+        "resources": copy.deepcopy(spec.resources),
+        "livenessProbe": copy.deepcopy(spec.probes.get("liveness")),
+        "readinessProbe": copy.deepcopy(spec.probes.get("readiness")),
+        "startupProbe": copy.deepcopy(spec.probes.get("startup")),
+        "volumeMounts": [_mount(v) for v in spec.volumes],
+    }
+    container.update({k: v for k, v in optional.items() if v})
+    container["securityContext"] = copy.deepcopy(pod.container_security_context or CONTAINER_DEFAULT_SECURITY)
+    pod_spec: Json = {
+        "automountServiceAccountToken": pod.automount_service_account_token,
+        "enableServiceLinks": False,
+        "securityContext": copy.deepcopy(pod.security_context or POD_DEFAULT_SECURITY),
+        "containers": [container],
+    }
+    pod_optional: dict[str, Any] = {
+        "serviceAccountName": pod.service_account_name,
+        "imagePullSecrets": [{"name": s} for s in spec.image_pull_secrets],
+        "nodeSelector": dict(pod.node_selector),
+        "tolerations": copy.deepcopy(pod.tolerations),
+        "affinity": copy.deepcopy(pod.affinity),
+        "priorityClassName": pod.priority_class_name,
+        "topologySpreadConstraints": copy.deepcopy(pod.topology_spread_constraints),
+        "volumes": [_pod_volume(app, v) for v in spec.volumes
+                    if not (v.persistent and v.persistent.per_replica)],
+    }
+    pod_spec.update({k: v for k, v in pod_optional.items() if v})
+    metadata: Json = {"labels": {**pod.labels, **labels(app.name)}}
+    if pod.annotations:
+        metadata["annotations"] = dict(pod.annotations)
+    return {"metadata": metadata, "spec": pod_spec}
+
+
+def _mount(v: Volume) -> Json:
+    mount: Json = {"name": v.name, "mountPath": v.mount_path}
+    if v.read_only:
+        mount["readOnly"] = True
+    if v.sub_path:
+        mount["subPath"] = v.sub_path
+    return mount
+
+
+def claim_name(app_name: str, volume_name: str) -> str:
+    return f"{app_name}-{volume_name}"
+
+
+def _pod_volume(app: App, v: Volume) -> Json:
+    if v.persistent is not None:
+        return {"name": v.name, "persistentVolumeClaim": {"claimName": claim_name(app.name, v.name)}}
+    assert v.source is not None
+    kind, source = v.source
+    return {"name": v.name, kind: copy.deepcopy(source)}
+
+
+def _claim_spec(v: Volume) -> Json:
+    assert v.persistent is not None
+    spec: Json = {
+        "accessModes": list(v.persistent.access_modes),
+        "resources": {"requests": {"storage": v.persistent.size}},
+    }
+    if v.persistent.storage_class_name:
+        spec["storageClassName"] = v.persistent.storage_class_name
+    return spec
+
+
+def _claim_template(v: Volume) -> Json:
+    return {"metadata": {"name": v.name}, "spec": _claim_spec(v)}
+
+
+def build_claim(app: App, v: Volume) -> Json:
+    assert v.persistent is not None
+    return _child(app, "v1", "PersistentVolumeClaim", claim_name(app.name, v.name), "spec", _claim_spec(v),
+                  annotations={ANN_RETAIN: str(v.persistent.retain).lower()})
+
+
+def build_service(app: App) -> Json:
+    svc = app.spec.service
+    spec: Json = {
+        "type": "ClusterIP" if svc.type == "Headless" else svc.type,
+        "selector": selector(app.name),
+        "ports": [{"name": p.name, "port": p.service_port, "targetPort": p.name, "protocol": p.protocol}
+                  for p in app.spec.ports],
+    }
+    if svc.type == "Headless":
+        spec["clusterIP"] = "None"
+    if app.spec.is_stateful:
+        spec["publishNotReadyAddresses"] = False
+    return _child(app, "v1", "Service", app.name, "spec", spec, annotations=svc.annotations)
+
+
+def build_ingress(app: App) -> Json:
+    ing = app.spec.ingress
+    assert ing is not None
+    rule: Json = {"http": {"paths": [{
+        "path": ing.path,
+        "pathType": ing.path_type,
+        "backend": {"service": {"name": app.name, "port": {"name": ing.port}}},
+    }]}}
+    if ing.host:
+        rule["host"] = ing.host
+    spec: Json = {"rules": [rule]}
+    if ing.class_name:
+        spec["ingressClassName"] = ing.class_name
+    if ing.tls_secret_name:
+        tls: Json = {"secretName": ing.tls_secret_name}
+        if ing.host:
+            tls["hosts"] = [ing.host]
+        spec["tls"] = [tls]
+    return _child(app, "networking.k8s.io/v1", "Ingress", app.name, "spec", spec, annotations=ing.annotations)
+
+
+def build_hpa(app: App, now: datetime) -> Json:
+    auto = app.spec.autoscaling
+    assert auto is not None
+    floor, _ = scheduled_minimum(app.spec, now)
+    metrics: list[Json] = []
+    for resource, target in (("cpu", auto.target_cpu), ("memory", auto.target_memory)):
+        if target is not None:
+            metrics.append({"type": "Resource", "resource": {
+                "name": resource, "target": {"type": "Utilization", "averageUtilization": target}}})
+    return _child(app, "autoscaling/v2", "HorizontalPodAutoscaler", app.name, "spec", {
+        "scaleTargetRef": {"apiVersion": API_VERSION, "kind": KIND, "name": app.name},
+        # An open schedule window raises the floor, never above the ceiling.
+        "minReplicas": min(max(auto.min_replicas, floor), auto.max_replicas),
+        "maxReplicas": auto.max_replicas,
+        "metrics": metrics,
+    })
+
+
+def build_pdb(app: App) -> Json:
+    d = app.spec.disruption
+    assert d is not None
+    spec: Json = {"selector": {"matchLabels": selector(app.name)}}
+    if d.min_available is not None:
+        spec["minAvailable"] = d.min_available
+    else:
+        spec["maxUnavailable"] = d.max_unavailable
+    return _child(app, "policy/v1", "PodDisruptionBudget", app.name, "spec", spec)
+
+
+def child_key(obj: Json) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]

@@ -1,0 +1,148 @@
+"""Thin kopf wiring: watch Apps and their children, keep what the watches say in the Store, and
+queue the owning App for reconcile. All decisions live in reconcile.py; all HTTP in kube.py.
+kopf stores nothing on the objects here (no finalizers, no progress annotations): the only
+writes are the ones reconcile makes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from . import metrics
+from .api import GROUP, PLURAL, VERSION, Json
+from .desired import CHILD_KINDS, LABEL_APP
+from .kube import PLURALS, Kube, load_configuration
+from .reconcile import Reconciler, TransientError
+from .store import AppKey, Store, app_key
+from .workqueue import WorkQueue
+
+log = logging.getLogger("appkeeper")
+
+
+@dataclass
+class Options:
+    workers: int = 8
+    resync_seconds: float = 300.0
+    max_backoff_seconds: float = 300.0
+    kubeconfig: str | None = None
+
+
+@dataclass
+class Runtime:
+    options: Options
+    store: Store = field(default_factory=Store)
+    queue: WorkQueue[AppKey] = field(default_factory=WorkQueue)
+    reconciler: Reconciler | None = None
+    failures: dict[AppKey, int] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    pool: ThreadPoolExecutor | None = None
+
+
+def runtime(memo: Any) -> Runtime:
+    rt = memo.get("runtime")
+    if rt is None:
+        rt = memo["runtime"] = Runtime(Options())
+    assert isinstance(rt, Runtime)
+    return rt
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False  # we post our own Events, one per action
+    settings.scanning.disabled = True  # no cluster-wide CRD/namespace scans: least privilege
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    rt = runtime(memo)
+    kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
+    rt.reconciler = Reconciler(kube, rt.store, resync_seconds=rt.options.resync_seconds)
+    rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
+    rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
+                for i in range(rt.options.workers)]
+    rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    rt = runtime(memo)
+    rt.queue.cancel_timers()
+    for task in rt.tasks:
+        task.cancel()
+    await asyncio.gather(*rt.tasks, return_exceptions=True)
+    if rt.pool is not None:
+        rt.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@kopf.on.probe(id="queue")
+def probe_queue(memo: kopf.Memo, **_: Any) -> int:
+    return len(runtime(memo).queue)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def app_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    rt = runtime(memo)
+    body: Json = dict(event["object"])
+    key = app_key(body)
+    if event.get("type") == "DELETED":
+        rt.store.drop_app(key)
+    else:
+        rt.store.put_app(body)
+    metrics.APPS.set(len(rt.store.app_keys()))
+    rt.queue.add(key)
+
+
+async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    rt = runtime(memo)
+    obj: Json = dict(event["object"])
+    owner = rt.store.drop_child(obj) if event.get("type") == "DELETED" else rt.store.put_child(obj)
+    if owner is not None:
+        rt.queue.add(owner)
+
+
+for _kind, _api_version in CHILD_KINDS.items():
+    _group, _, _version = _api_version.rpartition("/")
+    kopf.on.event(_group, _version, PLURALS[_kind], id=f"child-{_kind}",
+                  labels={LABEL_APP: kopf.PRESENT})(child_event)
+
+
+async def _worker(rt: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    assert rt.reconciler is not None
+    while True:
+        key = await rt.queue.get()
+        metrics.QUEUE_DEPTH.set(len(rt.queue))
+        try:
+            outcome = await loop.run_in_executor(rt.pool, rt.reconciler.reconcile, key)
+        except TransientError as e:
+            _retry(rt, key, f"transient API error: {e}")
+        except Exception as e:  # one bad object must never stop the others
+            log.exception("reconcile of %s/%s failed", *key)
+            _retry(rt, key, f"{type(e).__name__}: {e}")
+        else:
+            metrics.RECONCILES.labels("ok").inc()
+            rt.failures.pop(key, None)
+            if outcome.requeue_after is not None:
+                rt.queue.add_after(key, outcome.requeue_after)
+        finally:
+            rt.queue.done(key)
+
+
+def _retry(rt: Runtime, key: AppKey, why: str) -> None:
+    metrics.RECONCILES.labels("error").inc()
+    n = rt.failures[key] = rt.failures.get(key, 0) + 1
+    delay = min(rt.options.max_backoff_seconds, 0.5 * 2 ** min(n, 12))
+    log.warning("reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, delay, n, why)
+    rt.queue.add_after(key, delay)
+
+
+async def _resync(rt: Runtime) -> None:
+    """Every App, now and then, even if no watch event came: the safety net of level-based."""
+    while True:
+        await asyncio.sleep(rt.options.resync_seconds)
+        for key in rt.store.app_keys():
+            rt.queue.add(key)

@@ -1,0 +1,169 @@
+"""The one module that talks HTTP to the Kubernetes API: server-side apply, get, delete, list,
+status and metadata patches, Events. Credentials come from the kubeconfig or the in-cluster
+ServiceAccount (through the official client's loaders); requests go through one urllib3 pool."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client import Configuration
+
+from .api import API_VERSION, PLURAL, Json
+from .desired import MANAGER
+
+PLURALS: dict[str, str] = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "ReplicaSet": "replicasets",
+    "Service": "services",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Ingress": "ingresses",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "Event": "events",
+    "Pod": "pods",
+    "App": PLURAL,
+}
+
+
+class ApiError(Exception):
+    """A non-2xx answer; `reason` is the API's CamelCase reason, `message` its words."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def permanent(self) -> bool:
+        """Retrying the same request cannot help (invalid object, forbidden, ...)."""
+        return self.status in (400, 403, 404, 405, 409, 413, 415, 422)
+
+
+@dataclass
+class Counters:
+    """Requests this client made, by verb (for metrics and benchmarks)."""
+
+    by_verb: dict[str, int]
+    lock: threading.Lock
+
+    def bump(self, verb: str) -> None:
+        with self.lock:
+            self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+
+
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
+    cfg = Configuration()
+    try:
+        kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=cfg)
+    return cfg
+
+
+def path_for(api_version: str, kind: str, namespace: str | None, name: str | None = None,
+             subresource: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = base + (f"/namespaces/{quote(namespace)}" if namespace else "") + f"/{PLURALS[kind]}"
+    if name:
+        path += f"/{quote(name)}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+class Kube:
+    def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0) -> None:
+        self.cfg = cfg
+        self.host = cfg.host.rstrip("/")
+        self.timeout = timeout
+        kwargs: dict[str, Any] = {"maxsize": pool_size, "block": True}
+        if self.host.startswith("https"):
+            kwargs["cert_reqs"] = "CERT_REQUIRED" if cfg.verify_ssl else "CERT_NONE"
+            if cfg.ssl_ca_cert:
+                kwargs["ca_certs"] = cfg.ssl_ca_cert
+            if cfg.cert_file:
+                kwargs["cert_file"] = cfg.cert_file
+                kwargs["key_file"] = cfg.key_file
+        self.pool = urllib3.PoolManager(num_pools=2, **kwargs)
+        self.counters = Counters({}, threading.Lock())
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": f"{MANAGER}/0.1"}
+        token = self.cfg.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+                content_type: str = "application/json") -> Json:
+        url = self.host + path + (f"?{urlencode(query)}" if query else "")
+        data = None if body is None else json.dumps(body).encode()
+        self.counters.bump(method)
+        resp = self.pool.request(method, url, body=data, headers=self._headers(content_type if data else None),
+                                 timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
+        payload: Json = {}
+        if resp.data:
+            try:
+                payload = json.loads(resp.data)
+            except ValueError:
+                payload = {"message": resp.data.decode(errors="replace")[:500]}
+        if resp.status >= 400:
+            raise ApiError(resp.status, str(payload.get("reason") or resp.reason),
+                           str(payload.get("message") or resp.reason))
+        return payload
+
+    # --- the verbs the reconciler uses -------------------------------------------------------
+
+    def apply(self, obj: Json) -> Json:
+        """Server-side apply with our field manager; force: appkeeper owns what it declares."""
+        meta = obj["metadata"]
+        path = path_for(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        return self.request("PATCH", path, obj, {"fieldManager": MANAGER, "force": "true"},
+                            content_type="application/apply-patch+yaml")
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None:
+        try:
+            return self.request("GET", path_for(api_version, kind, namespace, name))
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]:
+        out = self.request("GET", path_for(api_version, kind, namespace), query={"labelSelector": label_selector})
+        return list(out.get("items") or [])
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Deletes (background propagation); with `uid`, only that incarnation. False if gone."""
+        body: Json = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self.request("DELETE", path_for(api_version, kind, namespace, name), body)
+            return True
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    def merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: Json,
+                    subresource: str | None = None) -> Json:
+        return self.request("PATCH", path_for(api_version, kind, namespace, name, subresource), patch,
+                            query={"fieldManager": MANAGER}, content_type="application/merge-patch+json")
+
+    def patch_app_status(self, namespace: str, name: str, status: Json) -> Json:
+        return self.merge_patch(API_VERSION, "App", namespace, name, {"status": status}, "status")
+
+    def create_event(self, event: Json) -> None:
+        self.request("POST", path_for("v1", "Event", event["metadata"]["namespace"]), event)

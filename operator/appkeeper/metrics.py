@@ -1,0 +1,18 @@
+"""Prometheus metrics of the operator, served on --metrics-port."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter("appkeeper_reconciles_total", "Reconciles run, by result", ["result"])
+RECONCILE_SECONDS = Histogram(
+    "appkeeper_reconcile_duration_seconds", "Time one reconcile took",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+APPLIES = Counter("appkeeper_child_applies_total", "Server-side applies of children, by kind", ["kind"])
+APPLY_ERRORS = Counter("appkeeper_child_apply_errors_total", "Applies the API refused, by kind", ["kind"])
+REPAIRS = Counter("appkeeper_repairs_total", "Children put back after deletion or drift, by reason", ["reason"])
+ROLLBACKS = Counter("appkeeper_rollbacks_total", "Rollouts rolled back to the last healthy revision")
+STATUS_PATCHES = Counter("appkeeper_status_patches_total", "App status patches written")
+APPS = Gauge("appkeeper_apps", "Apps the operator watches")
+QUEUE_DEPTH = Gauge("appkeeper_queue_depth", "Apps waiting for a reconcile")

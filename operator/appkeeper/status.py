@@ -1,0 +1,202 @@
+"""Pure: what the operator observed -> the App's status (phase, counts, conditions).
+Conditions follow metav1.Condition; lastTransitionTime moves only when a status flips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .api import AppSpec, Json
+from .desired import Replicas, selector_string
+
+DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that keeps the App from converging: a reason (CamelCase) and a message."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class Observed:
+    name: str
+    namespace: str
+    generation: int
+    old_status: Json
+    now: datetime
+    spec: AppSpec | None = None
+    replicas: Replicas | None = None
+    workload: Json | None = None
+    children: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    rolled_back_to: str | None = None
+    active_schedule: str | None = None
+
+
+def timestamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[Json], type_: str, status: bool, reason: str, message: str,
+                  generation: int, now: datetime) -> list[Json]:
+    """Returns the list with `type_` set; keeps lastTransitionTime unless the status flips."""
+    value = "True" if status else "False"
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == value else timestamp(now)
+    new = {"type": type_, "status": value, "reason": reason, "message": message,
+           "lastTransitionTime": since, "observedGeneration": generation}
+    return [c for c in conditions if c.get("type") != type_] + [new]
+
+
+def workload_counts(workload: Json | None) -> dict[str, int]:
+    st = (workload or {}).get("status") or {}
+    keys = ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
+    return {k: int(st.get(k) or 0) for k in keys}
+
+
+def workload_caught_up(workload: Json) -> bool:
+    gen = workload.get("metadata", {}).get("generation", 0)
+    return int((workload.get("status") or {}).get("observedGeneration") or 0) >= int(gen)
+
+
+def deadline_exceeded(workload: Json | None) -> bool:
+    for c in ((workload or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("status") == "False" \
+                and c.get("reason") == "ProgressDeadlineExceeded":
+            return True
+    return False
+
+
+def workload_revision(workload: Json) -> str | None:
+    if workload.get("kind") == "StatefulSet":
+        rev = (workload.get("status") or {}).get("updateRevision")
+        return str(rev) if rev else None
+    rev = workload.get("metadata", {}).get("annotations", {}).get(DEPLOYMENT_REVISION)
+    return str(rev) if rev else None
+
+
+def workload_image(workload: Json) -> str | None:
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    return str(containers[0]["image"]) if containers else None
+
+
+def app_url(spec: AppSpec, name: str, namespace: str) -> str | None:
+    if spec.ingress is not None:
+        scheme = "https" if spec.ingress.tls_secret_name else "http"
+        return f"{scheme}://{spec.ingress.host or name}{spec.ingress.path}"
+    if spec.ports and spec.service.type != "None":
+        return f"http://{name}.{namespace}.svc.cluster.local:{spec.ports[0].service_port}"
+    return None
+
+
+def compute_status(obs: Observed) -> Json:
+    old = obs.old_status
+    counts = workload_counts(obs.workload)
+    status: Json = {
+        "observedGeneration": obs.generation,
+        "selector": selector_string(obs.name),
+        **counts,
+        "children": [{"kind": k, "name": n} for k, n in sorted(obs.children)],
+    }
+    for keep in ("image", "lastHealthyRevision", "url"):
+        if old.get(keep):
+            status[keep] = old[keep]
+    repairs = dict(old.get("repairs") or {"count": 0})
+    if obs.repairs:
+        repairs = {"count": int(repairs.get("count", 0)) + len(obs.repairs),
+                   "lastTime": timestamp(obs.now), "lastReason": obs.repairs[-1]}
+    status["repairs"] = repairs
+    if obs.active_schedule:
+        status["activeSchedule"] = obs.active_schedule
+    if obs.rolled_back_to or old.get("rolledBackGeneration") == obs.generation:
+        status["rolledBackGeneration"] = obs.generation
+
+    phase, ready, progressing, degraded = _judge(obs, counts, status)
+    status["phase"] = phase
+    conditions: list[Json] = list(old.get("conditions") or [])
+    for type_, (value, reason, message) in (("Ready", ready), ("Progressing", progressing),
+                                             ("Degraded", degraded)):
+        conditions = set_condition(conditions, type_, value, reason, message, obs.generation, obs.now)
+    status["conditions"] = conditions
+    return status
+
+
+Verdict = tuple[bool, str, str]
+
+
+def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Verdict, Verdict, Verdict]:
+    """-> phase, and (status, reason, message) for Ready, Progressing and Degraded."""
+    spec, wl = obs.spec, obs.workload
+    if spec is None:
+        p = obs.problems[0]
+        return "Failed", (False, p.reason, p.message), (False, p.reason, "not reconciling an invalid spec"), \
+            (True, p.reason, p.message)
+    status["url"] = app_url(spec, obs.name, obs.namespace)
+    if status["url"] is None:
+        del status["url"]
+    want = obs.replicas.count if obs.replicas else spec.replicas
+    ready_n = counts["readyReplicas"]
+    settled = (wl is not None and workload_caught_up(wl) and counts["updatedReplicas"] >= want
+               and ready_n >= want and counts["replicas"] == want
+               and counts["availableReplicas"] >= want)
+    if settled and wl is not None:
+        image, revision = workload_image(wl), workload_revision(wl)
+        if image:
+            status["image"] = image
+        if revision and not obs.rolled_back_to and status.get("rolledBackGeneration") != obs.generation:
+            status["lastHealthyRevision"] = revision
+    ready_msg = f"{ready_n}/{want} replicas ready"
+    if status.get("image"):
+        ready_msg += f", running {status['image']}"
+    healthy: Verdict = (False, "Healthy", "no problems")
+    if spec.paused:
+        return "Paused", (settled, "Paused", "paused: children are not being changed; " + ready_msg), \
+            (False, "Paused", "spec.paused is true"), healthy
+    if obs.problems:
+        p = obs.problems[0]
+        return "Degraded", (settled, p.reason, ready_msg), (False, p.reason, p.message), \
+            (True, p.reason, p.message)
+    if status.get("rolledBackGeneration") == obs.generation:
+        msg = (f"the rollout of generation {obs.generation} missed its progress deadline; rolled back to "
+               f"revision {status.get('lastHealthyRevision')}. Change the spec to roll out again.")
+        return "Degraded", (settled, "RolledBack", ready_msg), (False, "RolledBack", msg), \
+            (True, "RolledBack", msg)
+    if deadline_exceeded(wl):
+        msg = "the rollout missed spec.rollout.progressDeadlineSeconds"
+        if spec.rollout.auto_rollback and not status.get("lastHealthyRevision"):
+            msg += " and there is no healthy revision to roll back to"
+        return "Degraded", (False, "ProgressDeadlineExceeded", ready_msg), \
+            (False, "ProgressDeadlineExceeded", msg), (True, "ProgressDeadlineExceeded", msg)
+    if spec.suspend:
+        done = counts["replicas"] == 0
+        return "Suspended", (False, "Suspended", "spec.suspend is true: scaled to zero"), \
+            (not done, "Suspending" if not done else "Suspended",
+             f"{counts['replicas']} replicas left" if not done else "scaled to zero"), healthy
+    if settled:
+        reason = "AllReplicasReady" if want else "ScaledToZero"
+        return "Ready", (True, reason, ready_msg), (False, "RolloutComplete", _why(obs)), healthy
+    if wl is None or (ready_n == 0 and not status.get("lastHealthyRevision")):
+        return "Pending", (False, "WaitingForPods", ready_msg), \
+            (True, "Creating", f"waiting for {want} replicas; " + ready_msg), healthy
+    msg = f"{counts['updatedReplicas']}/{want} replicas updated, {ready_n} ready"
+    return "Progressing", (False, "RollingOut", ready_msg), (True, "RollingOut", msg), healthy
+
+
+def _why(obs: Observed) -> str:
+    r = obs.replicas
+    if r is None or r.reason in ("Spec", "Autoscaled"):
+        return "all replicas updated and ready"
+    return f"all replicas updated and ready; replicas set by {r.reason}"
+
+
+def status_changed(old: Json, new: Json) -> bool:
+    return bool(_strip(old) != _strip(new))
+
+
+def _strip(status: Json) -> Any:
+    return {k: v for k, v in status.items() if v is not None}

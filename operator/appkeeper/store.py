@@ -1,0 +1,90 @@
+"""What the watches delivered: Apps and the children labelled with their App, by key.
+Reads for reconcile come from here, not from the API."""
+
+from __future__ import annotations
+
+import threading
+
+from .api import Json
+from .desired import LABEL_APP
+
+AppKey = tuple[str, str]  # namespace, name
+ChildKey = tuple[str, str]  # kind, name
+
+
+def _rv(obj: Json) -> int:
+    try:
+        return int(obj.get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def app_key(obj: Json) -> AppKey:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+def owner_of(child: Json) -> AppKey | None:
+    """The App a child belongs to, by its label."""
+    meta = child.get("metadata", {})
+    name = (meta.get("labels") or {}).get(LABEL_APP)
+    return (meta.get("namespace", ""), name) if name else None
+
+
+class Store:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._apps: dict[AppKey, Json] = {}
+        self._children: dict[AppKey, dict[ChildKey, Json]] = {}
+
+    # Apps
+    def put_app(self, body: Json) -> None:
+        with self._lock:
+            self._apps[app_key(body)] = body
+
+    def drop_app(self, key: AppKey) -> None:
+        with self._lock:
+            self._apps.pop(key, None)
+
+    def app(self, key: AppKey) -> Json | None:
+        with self._lock:
+            return self._apps.get(key)
+
+    def app_keys(self) -> list[AppKey]:
+        with self._lock:
+            return list(self._apps)
+
+    # Children
+    def put_child(self, obj: Json) -> AppKey | None:
+        """Keeps the newer of what we have and `obj` (a watch event may trail our own write)."""
+        owner = owner_of(obj)
+        if owner is None:
+            return None
+        key = (obj["kind"], obj["metadata"]["name"])
+        with self._lock:
+            held = self._children.setdefault(owner, {})
+            old = held.get(key)
+            replaced = old is not None and old["metadata"].get("uid") != obj["metadata"].get("uid")
+            if old is None or replaced or _rv(obj) >= _rv(old):
+                held[key] = obj
+        return owner
+
+    def drop_child(self, obj: Json) -> AppKey | None:
+        owner = owner_of(obj)
+        if owner is None:
+            return None
+        key = (obj["kind"], obj["metadata"]["name"])
+        with self._lock:
+            held = self._children.get(owner, {})
+            old = held.get(key)
+            if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
+                del held[key]
+        return owner
+
+    def children(self, owner: AppKey) -> dict[ChildKey, Json]:
+        with self._lock:
+            return dict(self._children.get(owner, {}))
+
+    def child(self, owner: AppKey, key: ChildKey) -> Json | None:
+        with self._lock:
+            return self._children.get(owner, {}).get(key)

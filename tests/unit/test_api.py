@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appkeeper.api import SpecError, parse_app, parse_spec
+
+from .conftest import app_body
+
+
+def test_defaults_follow_the_contract() -> None:
+    app = parse_app(app_body(ports=[{"name": "http", "containerPort": 8080}],
+                             volumes=[{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}]))
+    spec = app.spec
+    assert spec.replicas == 1
+    assert spec.ports[0].protocol == "TCP"
+    assert spec.ports[0].service_port == 8080
+    assert spec.service.type == "ClusterIP"
+    assert spec.rollout.auto_rollback is True
+    assert spec.rollout.progress_deadline_seconds == 600
+    p = spec.volumes[0].persistent
+    assert p is not None
+    assert p.access_modes == ("ReadWriteOnce",)
+    assert p.retain is True
+    assert p.per_replica is False
+    assert spec.pod.automount_service_account_token is False
+    assert not spec.is_stateful
+
+
+def test_service_account_turns_token_mount_on() -> None:
+    spec = parse_spec({"image": "x", "pod": {"serviceAccountName": "robot"}})
+    assert spec.pod.automount_service_account_token is True
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({}, "spec.image"),
+        ({"image": "  "}, "spec.image"),
+        ({"image": "x", "replicas": -1}, "spec.replicas"),
+        ({"image": "x", "replicas": "3"}, "spec.replicas"),
+        ({"image": "x", "ports": [{"name": "http", "containerPort": 0}]}, "spec.ports[0].containerPort"),
+        ({"image": "x", "ports": [{"name": "http", "containerPort": 70000}]}, "spec.ports[0].containerPort"),
+        ({"image": "x", "ports": [{"name": "Http", "containerPort": 80}]}, "spec.ports[0].name"),
+        ({"image": "x", "ports": [{"name": "a-very-long-port-name", "containerPort": 80}]}, "spec.ports[0].name"),
+        ({"image": "x", "ports": [{"name": "a", "containerPort": 80}, {"name": "a", "containerPort": 81}]},
+         "spec.ports[1].name"),
+        ({"image": "x", "ports": [{"name": "a", "containerPort": 80, "protocol": "HTTP"}]}, "spec.ports[0].protocol"),
+        ({"image": "x", "volumes": [{"name": "d", "mountPath": "/d"}]}, "spec.volumes[0]"),
+        ({"image": "x", "volumes": [{"name": "d", "mountPath": "/d", "emptyDir": {}, "secret": {"secretName": "s"}}]},
+         "spec.volumes[0]"),
+        ({"image": "x", "volumes": [{"name": "d", "mountPath": "d", "emptyDir": {}}]}, "spec.volumes[0].mountPath"),
+        ({"image": "x", "volumes": [{"name": "d", "mountPath": "/d", "persistent": {"size": "lots"}}]},
+         "spec.volumes[0].persistent.size"),
+        ({"image": "x", "ports": [{"name": "http", "containerPort": 80}], "ingress": {"port": "grpc"}},
+         "spec.ingress.port"),
+        ({"image": "x", "ingress": {"host": "a.example"}}, "spec.ingress"),
+        ({"image": "x", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "spec.autoscaling.minReplicas"),
+        ({"image": "x", "schedules": [{"name": "w", "start": "not cron", "end": "0 9 * * *", "replicas": 1}]},
+         "spec.schedules[0].start"),
+        ({"image": "x", "schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "replicas": 1,
+                                       "timeZone": "Mars/Olympus"}]}, "spec.schedules[0].timeZone"),
+        ({"image": "x", "disruption": {"minAvailable": 1, "maxUnavailable": 1}}, "spec.disruption"),
+        ({"image": "x", "resources": {"requests": {"cpu": "fast"}}}, "spec.resources.requests.cpu"),
+        ({"image": "x", "service": {"type": "Magic"}}, "spec.service.type"),
+    ],
+)
+def test_bad_specs_name_the_field(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert err.value.field == field
+    assert field in str(err.value)

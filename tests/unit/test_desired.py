@@ -1,0 +1,123 @@
+"""Golden-file tests of the pure builders. Regenerate with UPDATE_GOLDEN=1 after an intended change,
+and read the diff."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from appkeeper.api import parse_app
+from appkeeper.desired import ANN_HASH, build_children, labels, workload_replicas
+
+from .conftest import NOW, app_body
+
+GOLDEN = Path(__file__).parent / "golden"
+
+CASES: dict[str, dict[str, Any]] = {
+    "minimal": {},
+    "full": {
+        "replicas": 2,
+        "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80},
+                  {"name": "metrics", "containerPort": 9090}],
+        "env": [{"name": "MODE", "value": "prod"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "probes": {"readiness": {"httpGet": {"path": "/healthz", "port": "http"}}},
+        "volumes": [{"name": "data", "mountPath": "/var/lib/shop", "persistent": {"size": "1Gi"}},
+                    {"name": "tmp", "mountPath": "/tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                    {"name": "conf", "mountPath": "/etc/shop", "readOnly": True, "configMap": {"name": "shop"}}],
+        "ingress": {"host": "shop.example.com", "tls": {"secretName": "shop-tls"}},
+        "disruption": {"minAvailable": 1},
+        "pod": {"labels": {"team": "web"}, "annotations": {"prometheus.io/scrape": "true"}},
+    },
+    "stateful": {
+        "replicas": 3,
+        "ports": [{"name": "pg", "containerPort": 5432}],
+        "service": {"type": "Headless"},
+        "volumes": [{"name": "data", "mountPath": "/data",
+                     "persistent": {"size": "5Gi", "perReplica": True, "storageClassName": "fast"}}],
+    },
+    "autoscaled": {
+        "replicas": 4,
+        "ports": [{"name": "http", "containerPort": 80}],
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 60},
+        "schedules": [{"name": "business", "start": "0 8 * * *", "end": "0 18 * * *", "replicas": 6}],
+    },
+}
+
+
+def render(spec: dict[str, Any], now: datetime = NOW) -> list[dict[str, Any]]:
+    return build_children(parse_app(app_body(**spec)), now)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_children_match_golden(case: str) -> None:
+    got = yaml.safe_dump_all(render(CASES[case]), sort_keys=True)
+    path = GOLDEN / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(got)
+    assert got == path.read_text(), f"{path} differs; rerun with UPDATE_GOLDEN=1 and review the diff"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_child_has_contract_labels_and_owner(case: str) -> None:
+    for child in render(CASES[case]):
+        meta = child["metadata"]
+        assert meta["labels"] == labels("shop")
+        assert meta["ownerReferences"] == [{
+            "apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "name": "shop", "uid": "uid-1",
+            "controller": True, "blockOwnerDeletion": True}]
+        assert len(meta["annotations"][ANN_HASH]) == 16
+
+
+def test_kinds_and_names() -> None:
+    got = [(c["kind"], c["metadata"]["name"]) for c in render(CASES["full"])]
+    assert got == [("Deployment", "shop"), ("Service", "shop"), ("PersistentVolumeClaim", "shop-data"),
+                   ("Ingress", "shop"), ("PodDisruptionBudget", "shop")]
+    assert [c["kind"] for c in render(CASES["stateful"])] == ["StatefulSet", "Service"]
+    assert [c["kind"] for c in render(CASES["autoscaled"])] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+
+
+def test_hash_changes_with_input_only() -> None:
+    a = render({"replicas": 2})[0]["metadata"]["annotations"][ANN_HASH]
+    assert a == render({"replicas": 2})[0]["metadata"]["annotations"][ANN_HASH]
+    assert a != render({"replicas": 3})[0]["metadata"]["annotations"][ANN_HASH]
+
+
+def test_no_service_without_ports_or_with_type_none() -> None:
+    assert [c["kind"] for c in render({})] == ["Deployment"]
+    assert [c["kind"] for c in render({"ports": [{"name": "h", "containerPort": 1}],
+                                       "service": {"type": "None"}})] == ["Deployment"]
+
+
+def test_pod_defaults_are_safe_and_overridable() -> None:
+    pod = render({})[0]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False, "privileged": False}
+    own = {"runAsUser": 1000, "readOnlyRootFilesystem": True}
+    pod = render({"pod": {"containerSecurityContext": own}})[0]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["securityContext"] == own
+
+
+def test_suspend_scales_to_zero_and_drops_hpa() -> None:
+    spec = dict(CASES["autoscaled"], suspend=True)
+    children = render(spec)
+    assert children[0]["spec"]["replicas"] == 0
+    assert "HorizontalPodAutoscaler" not in [c["kind"] for c in children]
+
+
+def test_schedule_raises_floor_or_hpa_minimum() -> None:
+    plain = {"replicas": 1, "schedules": [{"name": "day", "start": "0 8 * * *", "end": "0 18 * * *", "replicas": 5}]}
+    assert render(plain)[0]["spec"]["replicas"] == 5  # NOW is 12:00 UTC: the window is open
+    night = datetime(2026, 11, 23, 20, 0, tzinfo=NOW.tzinfo)
+    assert render(plain, night)[0]["spec"]["replicas"] == 1
+    hpa = render(CASES["autoscaled"])[2]
+    assert hpa["spec"]["minReplicas"] == 6
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "name": "shop"}
+    # With autoscaling the workload follows spec.replicas (what the HPA decided), not the window.
+    assert workload_replicas(parse_app(app_body(**CASES["autoscaled"])).spec, NOW).count == 4
