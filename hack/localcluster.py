@@ -237,8 +237,11 @@ def up() -> None:
         wait_for("3 nodes Ready", lambda: nodes_ready(bins) >= NODE_COUNT, 60, "kwok")
         setup_cluster_objects(bins)
     except BaseException:
-        log("start failed; stopping what was started")
-        down(keep_logs=True)
+        log(f"start failed; stopping what was started (logs kept in {STATE / 'logs'})")
+        try:
+            down(keep_logs=True)
+        except ClusterError as e:
+            log(f"while stopping: {e}")
         raise
     log(f"cluster ready in {time.monotonic() - t0:.1f}s (binaries: {bins})")
 
@@ -310,7 +313,8 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
     kwok_config = STATE / "kwok.yaml"
     docs = [
         "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
-        "  enableCRDs: []\n  nodeLeaseDurationSeconds: 40\n"
+        "  enableCRDs: []\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n"
+        "  nodePlayStageParallelism: 4\n  podPlayStageParallelism: 8\n  podsOnNodeSyncParallelism: 4\n"
     ]
     docs += [p.read_text() for p in sorted((bins.parent / "kwok").glob("*.yaml"))]
     kwok_config.write_text("\n---\n".join(docs))
@@ -366,6 +370,7 @@ def down(keep_logs: bool = False) -> None:
     found = pids()
     if not found:
         log("no local cluster state to stop")
+    # Clients first, etcd last, one at a time: the API server drains faster with etcd still up.
     for name in reversed(PROCESSES):
         pid = found.get(name)
         if pid is None or not alive(pid):
@@ -374,13 +379,14 @@ def down(keep_logs: bool = False) -> None:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
-    deadline = time.monotonic() + 15
-    for name, pid in found.items():
+        deadline = time.monotonic() + 20
         while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         if alive(pid):
-            log(f"{name} (pid {pid}) ignored SIGTERM; killing it")
+            log(f"{name} (pid {pid}) ignored SIGTERM for 20s; killing it")
             os.killpg(pid, signal.SIGKILL)
+            while alive(pid):
+                time.sleep(0.05)
     ports_file = STATE / "ports.json"
     if ports_file.exists():
         taken = [p for p in json.loads(ports_file.read_text()).values() if port_open(p)]

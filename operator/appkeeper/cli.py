@@ -42,8 +42,9 @@ def configure_logging(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # kopf logs every watch event at debug; keep it at the chosen level or quieter.
+    # kopf logs every handled watch event; our own logs say what was done.
     logging.getLogger("kopf").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, root.level))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ the API server defaults and normalizes)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -53,3 +54,44 @@ def lost_fields(before: Json, after: Json | None) -> list[str]:
     if after is None:
         return sorted(field_paths(before)) or ["(all fields)"]
     return sorted(field_paths(before) - field_paths(after))
+
+
+def covers(observed: Any, desired: Any) -> bool:
+    """Whether every value in `desired` is in `observed` (which may hold more: defaults, others')."""
+    if isinstance(desired, dict):
+        return isinstance(observed, dict) and all(k in observed and covers(observed[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(observed, list) and len(observed) == len(desired) \
+            and all(covers(o, d) for o, d in zip(observed, desired, strict=True))
+    return bool(observed == desired or str(observed) == str(desired))
+
+
+def uncovered_lists(observed: Any, desired: Any, prefix: str = "") -> list[str]:
+    """Paths (a.b.c) of lists in `desired` that `observed` does not cover."""
+    paths: list[str] = []
+    if isinstance(desired, dict) and isinstance(observed, dict):
+        for k, v in desired.items():
+            here = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, list):
+                if not covers(observed.get(k), v):
+                    paths.append(here)
+            else:
+                paths += uncovered_lists(observed.get(k), v, here)
+    return paths
+
+
+def restore_lists(observed: Json, desired: Json, paths: list[str]) -> Json:
+    """`observed` with each list named in `paths` (a lost field below it counts: spec.ports[port=80]
+    names spec.ports) set to its desired value: the body of an update that undoes a re-keyed list
+    entry, which apply alone cannot take back. Everything else stays."""
+    body = copy.deepcopy(observed)
+    body["metadata"].pop("managedFields", None)
+    for path in paths:
+        keys = path.split("[", 1)[0].split(".")
+        src: Any = desired
+        dst: Any = body
+        for k in keys[:-1]:
+            src, dst = src.get(k, {}), dst.setdefault(k, {})
+        if isinstance(src, dict) and isinstance(src.get(keys[-1]), list):
+            dst[keys[-1]] = copy.deepcopy(src[keys[-1]])
+    return body

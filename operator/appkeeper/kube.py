@@ -132,6 +132,12 @@ class Kube:
         return self.request("PATCH", path, obj, {"fieldManager": MANAGER, "force": "true"},
                             content_type="application/apply-patch+yaml")
 
+    def replace(self, obj: Json) -> Json:
+        """A full update (PUT), guarded by the object's resourceVersion."""
+        meta = obj["metadata"]
+        path = path_for(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        return self.request("PUT", path, obj, {"fieldManager": MANAGER})
+
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None:
         try:
             return self.request("GET", path_for(api_version, kind, namespace, name))

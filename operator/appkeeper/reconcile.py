@@ -24,7 +24,7 @@ from .desired import (
     selector_string,
     workload_replicas,
 )
-from .fields import lost_fields, owned_fields
+from .fields import covers, lost_fields, owned_fields, restore_lists, uncovered_lists
 from .kube import ApiError, Kube
 from .schedules import next_change, scheduled_minimum
 from .status import (
@@ -142,6 +142,7 @@ class Reconciler:
         mem = self.applied.get(mem_key)
         repair: str | None = None
         detail = ""
+        lost: list[str] = []
         if seen is None:
             if {"kind": kind, "name": name} in (app.status.get("children") or []):
                 repair, detail = f"{kind}Deleted", f"{kind} {name} was deleted; recreated it"
@@ -152,15 +153,23 @@ class Reconciler:
             repair = f"{self._short(kind)}Drift"
             detail = f"{kind} {name} was changed by someone else ({', '.join(lost[:5])}); put it back"
         elif seen["metadata"].get("annotations", {}).get(ANN_HASH) == want_hash:
-            # Applied by an earlier operator run: adopt it unless someone has edited it since.
+            # Applied by an earlier operator run: adopt it if it still holds what we declare.
             mine = owned_fields(seen)
-            if mine is not None and not self._others_hold_spec(seen):
+            if mine is not None and covers(seen, obj):
                 self.applied[mem_key] = Applied(want_hash, mine)
                 return
             repair = f"{self._short(kind)}Drift"
             detail = f"{kind} {name} was changed by someone else; put it back"
         try:
-            result = self.kube.apply(obj)
+            try:
+                result = self.kube.apply(obj)
+            except ApiError as e:
+                if not (e.status == 422 and seen is not None and repair):
+                    raise
+                # A list entry someone else re-keyed (a Service port renumbered) cannot be taken
+                # back by apply alone: put our value of those lists back first, then apply.
+                self.kube.replace(restore_lists(seen, obj, lost or uncovered_lists(seen, obj)))
+                result = self.kube.apply(obj)
         except ApiError as e:
             metrics.APPLY_ERRORS.labels(kind).inc()
             if not e.permanent:
@@ -183,16 +192,6 @@ class Reconciler:
     def _short(kind: str) -> str:
         return {"PersistentVolumeClaim": "PersistentVolumeClaim", "HorizontalPodAutoscaler": "HPA",
                 "PodDisruptionBudget": "PDB"}.get(kind, kind)
-
-    @staticmethod
-    def _others_hold_spec(obj: Json) -> bool:
-        """Another manager took over a spec field with an Update (kubectl edit/scale/patch)."""
-        for entry in obj.get("metadata", {}).get("managedFields") or []:
-            if entry.get("manager") != "appkeeper" and entry.get("operation") == "Update" \
-                    and entry.get("subresource") in (None, "", "scale") \
-                    and "f:spec" in (entry.get("fieldsV1") or {}):
-                return True
-        return False
 
     def _prune(self, app: App, observed: dict[ChildKey, Json], wanted: set[ChildKey]) -> None:
         for (kind, name), obj in observed.items():
