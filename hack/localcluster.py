@@ -6,6 +6,7 @@ kube-controller-manager, kube-scheduler and KWOK fake nodes, as local processes.
     python3 hack/localcluster.py down     stop exactly the processes `up` started
     python3 hack/localcluster.py status   say whether a cluster runs, and where
     python3 hack/localcluster.py env      print `export KUBECONFIG=... PATH=...`
+    python3 hack/localcluster.py build    build-or-reuse the binaries, print their folder
 
 The binaries come from hack/build-binaries.sh (pinned in hack/versions.env). State (certificates,
 etcd data, logs, pid files, kubeconfig) lives in one folder, $APPKEEPER_CLUSTER_DIR or
@@ -406,7 +407,7 @@ def print_env() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status", "env", "build"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "build", "kubeconfig"])
     args = parser.parse_args()
     try:
         if args.command == "up":
@@ -420,6 +421,8 @@ def main() -> int:
             return 0 if ok else 1
         elif args.command == "env":
             print_env()
+        elif args.command == "kubeconfig":
+            print(STATE / "kubeconfig")
         elif args.command == "build":
             print(build_binaries())
     except ClusterError as e:

@@ -82,12 +82,16 @@ def free_port() -> int:
 class Cluster:
     kubeconfig: str
     started_here: bool
+    local: bool  # the local control plane (not a kind or other cluster from $KUBECONFIG)
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    local_kubeconfig = subprocess.run([sys.executable, str(LOCALCLUSTER), "kubeconfig"],
+                                      capture_output=True, text=True).stdout.strip()
     if os.environ.get("KUBECONFIG"):
-        yield Cluster(os.environ["KUBECONFIG"], started_here=False)
+        yield Cluster(os.environ["KUBECONFIG"], started_here=False,
+                      local=Path(os.environ["KUBECONFIG"]).resolve() == Path(local_kubeconfig).resolve())
         return
     running = subprocess.run([sys.executable, str(LOCALCLUSTER), "status"], capture_output=True, text=True)
     up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up"], stdout=subprocess.PIPE, text=True)
@@ -96,7 +100,7 @@ def cluster() -> Iterator[Cluster]:
         key, _, value = line.removeprefix("export ").partition("=")
         os.environ[key] = value.replace("$PATH", os.environ["PATH"])
     try:
-        yield Cluster(os.environ["KUBECONFIG"], started_here=running.returncode != 0)
+        yield Cluster(os.environ["KUBECONFIG"], started_here=running.returncode != 0, local=True)
     finally:
         if running.returncode != 0 and not os.environ.get("APPKEEPER_KEEP_CLUSTER"):
             subprocess.run([sys.executable, str(LOCALCLUSTER), "down"], check=False)

@@ -1,0 +1,63 @@
+# appkeeper developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER := $(PYTHON) hack/localcluster.py
+# The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
+CLUSTER_ENV = eval "$$($(CLUSTER) env)"
+
+.PHONY: help venv lint test test-unit test-e2e binaries cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the package and its test/dev tools
+
+lint: venv ## ruff and mypy --strict
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/mypy
+
+test-unit: venv ## the fast suite: pure code, no cluster
+	$(PY) -m pytest -q tests/unit
+
+test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started when needed)
+	$(PY) -m pytest -q -rA tests/e2e
+
+test: lint test-unit test-e2e ## everything CI runs: lint, unit, e2e
+
+binaries: ## build-or-reuse the pinned Kubernetes, etcd, KWOK, Helm binaries
+	hack/build-binaries.sh
+
+cluster-up: ## start the local control plane + 3 KWOK nodes; prints the exports to use it
+	$(CLUSTER) up
+
+cluster-down: ## stop exactly the processes cluster-up started
+	$(CLUSTER) down
+
+cluster-status:
+	$(CLUSTER) status
+
+kind-up: ## a kind cluster, for machines with a Docker engine
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "kind needs a running Docker engine; use 'make cluster-up' here"; exit 1; }
+	GOBIN=$$HOME/.cache/appkeeper/kind go install sigs.k8s.io/kind@v0.30.0
+	$$HOME/.cache/appkeeper/kind/kind create cluster --name appkeeper --wait 120s
+	@echo "export KUBECONFIG=$$HOME/.kube/config  # then: make test-e2e"
+
+kind-down:
+	$$HOME/.cache/appkeeper/kind/kind delete cluster --name appkeeper
+
+demo: venv ## local cluster + helm install + the operator + an example App, shown Ready
+	hack/demo.sh up
+
+demo-down: ## stop the demo's operator and the local cluster
+	hack/demo.sh down
+
+bench: venv ## the operator benchmark against the local cluster (writes bench/results.md)
+	$(PY) bench/operator_bench.py
