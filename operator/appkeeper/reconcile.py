@@ -19,6 +19,7 @@ from .desired import (
     ANN_RETAIN,
     ANN_RETAINED_FROM,
     CHILD_KINDS,
+    LABEL_APP,
     build_children,
     child_key,
     selector_string,
@@ -243,11 +244,17 @@ class Reconciler:
         if len(refs) == len(claim["metadata"].get("ownerReferences") or []):
             return
         name = claim["metadata"]["name"]
-        self.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, {"metadata": {
-            "ownerReferences": refs or None,
-            "annotations": {ANN_RETAINED_FROM: app.name},
-            "labels": {"appkeeper.dev/app": None, "app.kubernetes.io/managed-by": None},
-        }})
+        try:
+            self.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, {"metadata": {
+                "ownerReferences": refs or None,
+                "annotations": {ANN_RETAINED_FROM: app.name},
+                "labels": {LABEL_APP: None, "app.kubernetes.io/managed-by": None},
+            }})
+        except ApiError as e:
+            if e.status != 404:
+                raise TransientError(str(e)) from e
+        # Unlabelled, it leaves our label-filtered watch without a DELETED event.
+        self.store.drop_child(claim)
         self.applied.pop(((app.namespace, app.name), ("PersistentVolumeClaim", name)), None)
         self._event(app, "Normal", "Retained", f"kept PersistentVolumeClaim {name} (retain: true)")
 

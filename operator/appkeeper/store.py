@@ -19,6 +19,13 @@ def _rv(obj: Json) -> int:
         return 0
 
 
+def _newer(obj: Json, old: Json | None) -> bool:
+    """Whether `obj` should replace `old`: a new incarnation (uid), or a later resourceVersion."""
+    if old is None or old["metadata"].get("uid") != obj["metadata"].get("uid"):
+        return True
+    return _rv(obj) >= _rv(old)
+
+
 def app_key(obj: Json) -> AppKey:
     meta = obj["metadata"]
     return meta.get("namespace", ""), meta["name"]
@@ -39,8 +46,11 @@ class Store:
 
     # Apps
     def put_app(self, body: Json) -> None:
+        """Keeps the newer of what we have and `body` (our own status patch may be ahead of the watch)."""
+        key = app_key(body)
         with self._lock:
-            self._apps[app_key(body)] = body
+            if _newer(body, self._apps.get(key)):
+                self._apps[key] = body
 
     def drop_app(self, key: AppKey) -> None:
         with self._lock:
@@ -63,9 +73,7 @@ class Store:
         key = (obj["kind"], obj["metadata"]["name"])
         with self._lock:
             held = self._children.setdefault(owner, {})
-            old = held.get(key)
-            replaced = old is not None and old["metadata"].get("uid") != obj["metadata"].get("uid")
-            if old is None or replaced or _rv(obj) >= _rv(old):
+            if _newer(obj, held.get(key)):
                 held[key] = obj
         return owner
 

@@ -31,7 +31,7 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subproc
 
 
 def get(kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-    proc = kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    proc = kubectl("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields", check=False)
     if proc.returncode != 0:
         if "NotFound" in proc.stderr:
             return None
