@@ -170,7 +170,7 @@ def start(name: str, argv: list[str]) -> int:
     return proc.pid
 
 
-def wait_for(what: str, check: "object", timeout: float, name: str | None = None) -> None:
+def wait_for(what: str, check: object, timeout: float, name: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():  # type: ignore[operator]

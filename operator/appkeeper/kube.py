@@ -98,9 +98,11 @@ class Kube:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": f"{MANAGER}/0.1"}
-        token = self.cfg.get_api_key_with_prefix("authorization")
+        # Newer clients keep the token under "BearerToken", older ones under "authorization";
+        # either may carry the "Bearer " prefix already. The hook refreshes rotated tokens.
+        token = self.cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
-            headers["Authorization"] = token
+            headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
         if content_type:
             headers["Content-Type"] = content_type
         return headers

@@ -1,0 +1,191 @@
+"""The Helm chart, installed for real: its RBAC is what the operator runs with (a TokenRequest token
+of the chart's ServiceAccount), upgrade and uninstall work and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, Cluster, apply, get, kubectl, start_operator, stop_operator, wait_for
+from .test_operator import FULL, wait_ready
+
+CHART = ROOT / "charts" / "appkeeper"
+GOLDEN = Path(__file__).parent / "golden"
+RELEASE_LABEL = "app.kubernetes.io/instance"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["helm", *args], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    for crd in (ROOT / "crds").glob("*.yaml"):
+        assert (CHART / "crds" / crd.name).read_text() == crd.read_text(), f"charts/appkeeper/crds/{crd.name} drifted"
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(p.name for p in (ROOT / "crds").iterdir())
+
+
+@pytest.mark.parametrize("values", ["default", "namespaced"])
+def test_helm_template_matches_golden(cluster: Cluster, values: str) -> None:
+    args = {"default": [], "namespaced": ["--set", "watchNamespaces={team-a,team-b}", "--set", "workers=4",
+                                          "--set", "metrics.serviceMonitor.enabled=true", "--set", "logFormat=text"]}
+    got = helm("template", "appkeeper", str(CHART), "--namespace", "appkeeper-system", "--kube-version", "1.36.3",
+               "--skip-crds", *args[values]).stdout
+    path = GOLDEN / f"helm-{values}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(got)
+    assert got == path.read_text(), f"{path} differs; rerun with UPDATE_GOLDEN=1 and review the diff"
+
+
+def test_helm_lint_and_schema(cluster: Cluster) -> None:
+    helm("lint", str(CHART), "--strict")
+    bad = helm("lint", str(CHART), "--set", "workers=0", check=False)
+    assert bad.returncode != 0
+    assert "/workers" in bad.stdout + bad.stderr
+    typo = helm("lint", str(CHART), "--set", "wokers=3", check=False)
+    assert typo.returncode != 0
+
+
+@pytest.fixture
+def release(crd: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    suffix = uuid.uuid4().hex[:6]
+    system, watched, other = f"appkeeper-{suffix}", f"team-{suffix}", f"other-{suffix}"
+    for ns in (watched, other):
+        kubectl("create", "namespace", ns)
+    helm("install", "appkeeper", str(CHART), "-n", system, "--create-namespace",
+         "--set", f"watchNamespaces={{{watched}}}", "--wait=false")
+    info = {"system": system, "watched": watched, "other": other, "sa": "appkeeper"}
+    try:
+        yield info
+    finally:
+        helm("uninstall", "appkeeper", "-n", system, check=False)
+        for ns in (system, watched, other):
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def token_kubeconfig(path: Path, namespace: str, sa: str) -> tuple[Path, str, str, str]:
+    token = kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
+    current = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = current["clusters"][0]["cluster"]
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
+    }))
+    return path, token, cluster["server"], cluster.get("certificate-authority", "")
+
+
+def api_status(server: str, ca: str, token: str, path: str) -> int:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=ca) if ca else ssl._create_unverified_context()
+    req = urllib.request.Request(server + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+EXPECTED_NAMESPACED = {
+    ("apps.appkeeper.dev", ("get", "list", "watch", "patch")),
+    ("apps.appkeeper.dev/status", ("patch",)),
+    ("apps.appkeeper.dev/finalizers", ("update",)),
+    ("deployments.apps", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("statefulsets.apps", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("replicasets.apps", ("list",)),
+    ("services", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("persistentvolumeclaims", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("ingresses.networking.k8s.io", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("horizontalpodautoscalers.autoscaling", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("poddisruptionbudgets.policy", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("events", ("create",)),
+}
+# What every authenticated identity may do (system:basic-user and friends).
+BASELINE = {"selfsubjectreviews.authentication.k8s.io", "selfsubjectaccessreviews.authorization.k8s.io",
+            "selfsubjectrulesreviews.authorization.k8s.io"}
+
+
+def effective_rules(namespace: str, user: str) -> set[tuple[str, tuple[str, ...]]]:
+    """What the API server says `user` may do in `namespace` (not what the YAML says)."""
+    out = kubectl("auth", "can-i", "--list", "-n", namespace, f"--as={user}").stdout.splitlines()[1:]
+    rules = set()
+    for line in out:
+        resource, rest = line.split(None, 1)
+        if resource.startswith("[") or resource in BASELINE:
+            continue
+        verbs = re.findall(r"\[([^\]]*)\]", rest)[-1].split()
+        rules.add((resource, tuple(verbs)))
+    return rules
+
+
+def test_operator_runs_with_exactly_the_charts_rbac(release: dict[str, str], tmp_path: Path) -> None:
+    system, watched, other = release["system"], release["watched"], release["other"]
+    user = f"system:serviceaccount:{system}:{release['sa']}"
+    wait_for("the chart's ServiceAccount", lambda: get("serviceaccount", release["sa"], system))
+    # Least privilege as the API server sees it: no more (and no less) than the operator needs.
+    assert effective_rules(watched, user) == EXPECTED_NAMESPACED
+    assert effective_rules(other, user) == set()
+    assert kubectl("auth", "can-i", "get", "secrets", "-n", watched, f"--as={user}", check=False).stdout.strip() == "no"
+    assert kubectl("auth", "can-i", "list", "apps.appkeeper.dev", "-A", f"--as={user}",
+                   check=False).stdout.strip() == "no"
+
+    kubeconfig, token, server, ca = token_kubeconfig(tmp_path / "sa.kubeconfig", system, release["sa"])
+    # Refused for real, with the operator's own credentials:
+    assert api_status(server, ca, token, f"/api/v1/namespaces/{watched}/secrets") == 403
+    assert api_status(server, ca, token, f"/apis/appkeeper.dev/v1alpha1/namespaces/{other}/apps") == 403
+    assert api_status(server, ca, token, f"/apis/appkeeper.dev/v1alpha1/namespaces/{watched}/apps") == 200
+
+    op = start_operator(tmp_path, f"--namespace={watched}", f"--kubeconfig={kubeconfig}",
+                        env={"KUBECONFIG": str(kubeconfig)})
+    try:
+        spec = dict(FULL, autoscaling={"minReplicas": 2, "maxReplicas": 4})
+        apply({"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": "shop"},
+               "spec": {"image": "nginx:1.27", **spec}}, watched)
+        apply({"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": "ignored"},
+               "spec": {"image": "nginx:1.27"}}, other)
+        body = wait_ready("shop", watched)
+        kinds = {c["kind"] for c in body["status"]["children"]}
+        assert kinds == {"Deployment", "Service", "PersistentVolumeClaim", "Ingress", "HorizontalPodAutoscaler",
+                         "PodDisruptionBudget"}
+        kubectl("delete", "deployment", "shop", "-n", watched)
+        wait_for("repair under the chart's RBAC", lambda: (get("app", "shop", watched) or {}).get("status", {})
+                 .get("repairs", {}).get("lastReason") == "DeploymentDeleted")
+        assert "status" not in (get("app", "ignored", other) or {})
+        assert "forbidden" not in op.log_text().lower()
+    finally:
+        stop_operator(op)
+
+
+def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str]) -> None:
+    system, watched = release["system"], release["watched"]
+    wait_for("the operator Deployment", lambda: get("deployment", "appkeeper", system))
+    helm("upgrade", "appkeeper", str(CHART), "-n", system, "--reuse-values", "--set", "workers=3")
+    args = get("deployment", "appkeeper", system)["spec"]["template"]["spec"]["containers"][0]["args"]  # type: ignore[index]
+    assert "--workers=3" in args
+    assert f"--namespace={watched}" in args
+    assert int(helm("history", "appkeeper", "-n", system, "-o", "json").stdout.count('"revision"')) == 2
+    helm("uninstall", "appkeeper", "-n", system, "--wait")
+    selector = f"{RELEASE_LABEL}=appkeeper,app.kubernetes.io/managed-by=Helm"
+    for ns in (system, watched):
+        left = kubectl("get", "deployments,services,serviceaccounts,roles,rolebindings,pods", "-n", ns,
+                       "-l", selector, "-o", "name").stdout.split()
+        assert left == [], left
+    cluster_left = kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
+    assert cluster_left == []
+    assert helm("status", "appkeeper", "-n", system, check=False).returncode != 0
+    # CRDs stay, as Helm does for charts' crds/ (Apps would otherwise be deleted with them).
+    assert get("crd", "apps.appkeeper.dev", "default") is not None
