@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make demo`: the local cluster, the Helm chart, the operator (running out of cluster with the
+# chart's ServiceAccount token: KWOK pods run no containers), and an example App shown Ready.
+# `make demo-down` stops the operator and the cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+state=${APPKEEPER_CACHE:-$HOME/.cache/appkeeper}/demo
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+down() {
+  if [[ -f $state/operator.pid ]]; then
+    kill "$(cat "$state/operator.pid")" 2>/dev/null || true
+    rm -f "$state/operator.pid"
+    echo "operator stopped"
+  fi
+  python3 hack/localcluster.py down
+}
+
+up() {
+  mkdir -p "$state"
+  say "local cluster (builds the pinned binaries on first run; see hack/versions.env)"
+  eval "$(python3 hack/localcluster.py up)"
+  kubectl get nodes
+
+  say "helm install appkeeper charts/appkeeper"
+  helm upgrade --install appkeeper charts/appkeeper -n appkeeper-system --create-namespace --wait=false
+  kubectl wait --for=condition=Established crd/apps.appkeeper.dev --timeout=60s
+
+  say "the operator, as the chart's ServiceAccount (TokenRequest)"
+  if [[ -f $state/operator.pid ]] && kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
+    kill "$(cat "$state/operator.pid")"
+  fi
+  token=$(kubectl create token appkeeper -n appkeeper-system --duration=24h)
+  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')
+  kubectl config --kubeconfig="$state/operator.kubeconfig" set-cluster local --server="$server" --certificate-authority="$ca" >/dev/null
+  kubectl config --kubeconfig="$state/operator.kubeconfig" set-credentials appkeeper --token="$token" >/dev/null
+  kubectl config --kubeconfig="$state/operator.kubeconfig" set-context demo --cluster=local --user=appkeeper >/dev/null
+  kubectl config --kubeconfig="$state/operator.kubeconfig" use-context demo >/dev/null
+  KUBECONFIG=$state/operator.kubeconfig nohup "$root/.venv/bin/appkeeper" run --metrics-port=18080 \
+    --health-port=18081 >"$state/operator.log" 2>&1 &
+  echo $! >"$state/operator.pid"
+  for _ in $(seq 1 100); do curl -fs localhost:18081/healthz >/dev/null && break; sleep 0.2; done
+  echo "operator pid $(cat "$state/operator.pid"), log $state/operator.log, metrics http://localhost:18080/metrics"
+
+  say "kubectl apply -f examples/shop.yaml"
+  kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl apply -n demo -f examples/shop.yaml
+  kubectl wait -n demo --for=condition=Ready app/shop --timeout=120s
+  kubectl get -n demo app,deployment,service,pvc,ingress,pdb
+  kubectl get -n demo app shop -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
+
+  say "try it"
+  cat <<MSG
+  $(python3 hack/localcluster.py env | head -1)
+  export PATH=$(dirname "$(command -v kubectl)"):\$PATH
+  kubectl -n demo delete deployment shop      # the operator puts it back; see status.repairs
+  kubectl -n demo scale app/shop --replicas=5  # scale subresource
+  kubectl -n demo describe app shop            # Events
+  make demo-down                               # stop everything
+MSG
+}
+
+case ${1:-up} in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
