@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT))
 
-from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
 from tests.e2e.conftest import start_operator, stop_operator  # noqa: E402
+
+from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
 WATCHED_RESOURCES = {"apps", "deployments", "statefulsets", "services", "persistentvolumeclaims", "ingresses",
