@@ -47,7 +47,7 @@ WATCHED_RESOURCES = {"apps", "deployments", "statefulsets", "services", "persist
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 class Watcher:
@@ -109,10 +109,15 @@ def apiserver_writes(kube: Kube) -> tuple[int, dict[str, int]]:
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
         if labels.get("verb") in WRITE_VERBS and labels.get("resource") in WATCHED_RESOURCES:
             n = int(float(line.rsplit(" ", 1)[1]))
-            key = f"{labels['verb']} {labels['resource']}{'/' + labels['subresource'] if labels.get('subresource') else ''}"
+            sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+            key = f"{labels['verb']} {labels['resource']}{sub}"
             by[key] = by.get(key, 0) + n
             total += n
     return total, by
+
+
+def applies(metrics: dict[str, float]) -> float:
+    return sum(v for k, v in metrics.items() if k.startswith("appkeeper_child_applies_total"))
 
 
 def rss_mib(pid: int) -> float:
@@ -217,8 +222,7 @@ def main() -> int:
             "apiserver_writes_per_min": round(per_min, 1), "apiserver_writes_by_kind": delta,
             "operator_reconciles": ops_after.get('appkeeper_reconciles_total{result="ok"}', 0)
             - ops_before.get('appkeeper_reconciles_total{result="ok"}', 0),
-            "operator_child_applies": sum(v for k, v in ops_after.items() if k.startswith("appkeeper_child_applies_total"))
-            - sum(v for k, v in ops_before.items() if k.startswith("appkeeper_child_applies_total")),
+            "operator_child_applies": applies(ops_after) - applies(ops_before),
         }
         print("memory:", results["operator_rss_mib"], "steady:", results["steady_state"], flush=True)
     finally:
