@@ -33,7 +33,11 @@ HACK = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("APPKEEPER_CACHE", Path.home() / ".cache" / "appkeeper"))
 STATE = Path(os.environ.get("APPKEEPER_CLUSTER_DIR", CACHE / "cluster"))
 NODE_COUNT = int(os.environ.get("APPKEEPER_CLUSTER_NODES", "3"))
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# One KWOK process per node: each serves its node's kubelet-style /metrics/resource on the node's
+# own port, which is what metrics-server scrapes.
+KWOK_PROCESSES = tuple(f"kwok-{i}" for i in range(NODE_COUNT))
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", *KWOK_PROCESSES,
+             "metrics-server")
 SERVICE_CIDR = "10.96.0.0/16"
 
 
@@ -52,19 +56,24 @@ class Ports:
     apiserver: int
     controller_manager: int
     scheduler: int
-    kwok: int
+    metrics_server: int
+    kwok: list[int]
 
     @classmethod
     def free(cls) -> Ports:
         socks, ports = [], []
-        for _ in range(6):
+        for _ in range(6 + NODE_COUNT):
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
             ports.append(s.getsockname()[1])
         for s in socks:
             s.close()
-        return cls(*ports)
+        return cls(*ports[:6], kwok=ports[6:])
+
+    def all(self) -> list[int]:
+        return [self.etcd_client, self.etcd_peer, self.apiserver, self.controller_manager, self.scheduler,
+                self.metrics_server, *self.kwok]
 
 
 def build_binaries() -> Path:
@@ -104,6 +113,7 @@ def make_pki(pki: Path) -> None:
         ("controller-manager", "/CN=system:kube-controller-manager"),
         ("scheduler", "/CN=system:kube-scheduler"),
         ("kwok", "/O=system:masters/CN=kwok-controller"),
+        ("metrics-server", "/O=system:masters/CN=metrics-server"),
         ("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client"),
     ):
         leaf(name, subject, "ca", pki, "extendedKeyUsage=clientAuth")
@@ -228,15 +238,15 @@ def up() -> None:
     ports = Ports.free()
     server = f"https://127.0.0.1:{ports.apiserver}"
     (STATE / "server").write_text(server)
-    (STATE / "ports.json").write_text(json.dumps(ports.__dict__))
+    (STATE / "ports.json").write_text(json.dumps(ports.all()))
     write_kubeconfig(STATE / "kubeconfig", server, pki, "admin")
-    for user in ("controller-manager", "scheduler", "kwok"):
+    for user in ("controller-manager", "scheduler", "kwok", "metrics-server"):
         write_kubeconfig(STATE / f"{user}.kubeconfig", server, pki, user)
 
     try:
         start_processes(bins, ports, pki, server)
-        wait_for("3 nodes Ready", lambda: nodes_ready(bins) >= NODE_COUNT, 60, "kwok")
-        setup_cluster_objects(bins)
+        wait_for(f"{NODE_COUNT} nodes Ready", lambda: nodes_ready(bins) >= NODE_COUNT, 60, "kwok-0")
+        setup_cluster_objects(bins, ports)
     except BaseException:
         log(f"start failed; stopping what was started (logs kept in {STATE / 'logs'})")
         try:
@@ -248,7 +258,7 @@ def up() -> None:
 
 
 def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
-    for port in ports.__dict__.values():
+    for port in ports.all():
         if port_open(port):
             raise ClusterError(f"port {port} is already taken on 127.0.0.1; free it or retry")
     start("etcd", [
@@ -311,19 +321,37 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
         f"--authorization-kubeconfig={STATE / 'scheduler.kubeconfig'}",
         "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}", "--leader-elect=false",
     ])
-    kwok_config = STATE / "kwok.yaml"
-    docs = [
-        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
-        "  enableCRDs: []\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n"
-        "  nodePlayStageParallelism: 4\n  podPlayStageParallelism: 8\n  podsOnNodeSyncParallelism: 4\n"
-    ]
-    docs += [p.read_text() for p in sorted((bins.parent / "kwok").glob("*.yaml"))]
-    kwok_config.write_text("\n---\n".join(docs))
-    start("kwok", [
-        str(bins / "kwok"), f"--kubeconfig={STATE / 'kwok.kubeconfig'}", f"--config={kwok_config}",
-        "--manage-all-nodes=false", "--manage-nodes-with-label-selector=type=kwok",
-        f"--server-address=127.0.0.1:{ports.kwok}", "--node-ip=127.0.0.1",
-        "--cidr=10.244.0.0/16",
+    stock = {p.name: p.read_text() for p in sorted((bins.parent / "kwok").glob("*.yaml"))}
+    for i, port in enumerate(ports.kwok):
+        node = f"kwok-node-{i}"
+        # The node-specific copy of KWOK's resource-metrics config, served where a kubelet serves it.
+        metric = stock["metrics-resource.yaml"].replace("name: metrics-resource", f"name: {node}") \
+            .replace('path: "/metrics/nodes/{nodeName}/metrics/resource"', 'path: "/metrics/resource"')
+        docs = [
+            "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
+            "  enableCRDs: []\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 2\n"
+            "  nodePlayStageParallelism: 2\n  podPlayStageParallelism: 4\n  podsOnNodeSyncParallelism: 2\n",
+            metric,
+            *(text for name, text in stock.items() if name != "metrics-resource.yaml"),
+        ]
+        config = STATE / f"kwok-{i}.yaml"
+        config.write_text("\n---\n".join(docs))
+        start(f"kwok-{i}", [
+            str(bins / "kwok"), f"--kubeconfig={STATE / 'kwok.kubeconfig'}", f"--config={config}",
+            f"--manage-single-node={node}", f"--server-address=127.0.0.1:{port}", f"--node-port={port}",
+            "--node-ip=127.0.0.1", f"--cidr=10.244.{i}.0/24",
+        ])
+    # metrics-server, registered through the aggregation layer. It reaches the "kubelets" (KWOK)
+    # on the nodes' status ports; their serving certificates are KWOK's self-signed test ones.
+    (STATE / "metrics-server-certs").mkdir()
+    start("metrics-server", [
+        str(bins / "metrics-server"), f"--kubeconfig={STATE / 'metrics-server.kubeconfig'}",
+        f"--authentication-kubeconfig={STATE / 'metrics-server.kubeconfig'}",
+        f"--authorization-kubeconfig={STATE / 'metrics-server.kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.metrics_server}",
+        f"--cert-dir={STATE / 'metrics-server-certs'}",
+        "--kubelet-use-node-status-port", "--kubelet-preferred-address-types=InternalIP",
+        "--kubelet-insecure-tls", "--metric-resolution=10s",
     ])
 
 
@@ -351,7 +379,7 @@ def node_manifest(i: int) -> str:
     })
 
 
-def setup_cluster_objects(bins: Path) -> None:
+def setup_cluster_objects(bins: Path, ports: Ports) -> None:
     # A default StorageClass served by the controller-manager's own hostPath provisioner:
     # claims are provisioned and bound by the real PV controller.
     kubectl(bins, "apply", "-f", "-", stdin=json.dumps({
@@ -361,6 +389,17 @@ def setup_cluster_objects(bins: Path) -> None:
         "provisioner": "kubernetes.io/host-path", "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     }))
+    # The aggregator dials an ExternalName Service's name: metrics-server runs on this host.
+    kubectl(bins, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+         "spec": {"type": "ExternalName", "externalName": "localhost",
+                  "ports": [{"name": "https", "port": ports.metrics_server}]}},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+         "metadata": {"name": "v1beta1.metrics.k8s.io"},
+         "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": True,
+                  "groupPriorityMinimum": 100, "versionPriority": 100,
+                  "service": {"name": "metrics-server", "namespace": "kube-system", "port": ports.metrics_server}}},
+    ]}))
     # Namespaces get their default ServiceAccount from the controller-manager; wait for it
     # so the first Pod created does not race the ServiceAccount admission.
     wait_for("the default ServiceAccount", lambda: "default" in kubectl(
@@ -390,7 +429,7 @@ def down(keep_logs: bool = False) -> None:
                 time.sleep(0.05)
     ports_file = STATE / "ports.json"
     if ports_file.exists():
-        taken = [p for p in json.loads(ports_file.read_text()).values() if port_open(p)]
+        taken = [p for p in json.loads(ports_file.read_text()) if port_open(p)]
         if taken:
             raise ClusterError(f"ports still listening after stop: {taken}")
     if found:

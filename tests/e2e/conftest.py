@@ -167,8 +167,10 @@ def stop_operator(op: Operator) -> None:
         op.proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(crd: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """One cluster-wide operator per test module; modules that run their own (the RBAC test) get
+    the cluster to themselves."""
     op = start_operator(tmp_path_factory.mktemp("operator"))
     yield op
     stop_operator(op)
