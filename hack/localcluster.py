@@ -293,7 +293,8 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
         "--requestheader-username-headers=X-Remote-User",
         f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
         f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
-        "--enable-aggregator-routing=true",
+        # Route to Services, not endpoints: the metrics-server Service is an ExternalName for this host.
+        "--enable-aggregator-routing=false",
     ])
     wait_for("kube-apiserver /readyz", lambda: api_ready(server, pki), 60, "kube-apiserver")
     start("kube-controller-manager", [
@@ -351,7 +352,7 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
         "--bind-address=127.0.0.1", f"--secure-port={ports.metrics_server}",
         f"--cert-dir={STATE / 'metrics-server-certs'}",
         "--kubelet-use-node-status-port", "--kubelet-preferred-address-types=InternalIP",
-        "--kubelet-insecure-tls", "--metric-resolution=10s",
+        "--kubelet-insecure-tls", "--metric-resolution=10s", "--kubelet-request-timeout=5s",
     ])
 
 
