@@ -1,0 +1,56 @@
+"""The local cluster script's error paths, without starting anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def lc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "hack" / "localcluster.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localcluster"] = module
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "STATE", tmp_path / "state")
+    return module
+
+
+def test_go_missing_is_said_plainly(lc: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(lc.ClusterError, match="Go is not installed"):
+        lc.build_binaries()
+
+
+def test_stale_state_folder_is_recognized(lc: ModuleType) -> None:
+    pids = lc.STATE / "pids"
+    pids.mkdir(parents=True)
+    (pids / "etcd").write_text("999999999")
+    ok, msg = lc.status()
+    assert not ok
+    assert "stale state" in msg
+    assert "make cluster-down" in msg
+
+
+def test_taken_port_is_named(lc: ModuleType, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        ports = lc.Ports.free()
+        ports.apiserver = taken
+        with pytest.raises(lc.ClusterError, match=f"port {taken} is already taken"):
+            lc.start_processes(tmp_path, ports, tmp_path, "https://127.0.0.1:1")
+
+
+def test_no_state_means_not_running(lc: ModuleType) -> None:
+    assert lc.status() == (False, "no local cluster is running")
