@@ -182,6 +182,19 @@ def parse_app(body: Json) -> App:
 
 
 def parse_spec(raw: Json) -> AppSpec:
+    """Raises SpecError, and only SpecError, for anything that cannot become an AppSpec."""
+    if not isinstance(raw, dict):
+        raise SpecError("spec", f"must be an object, got {type(raw).__name__}")
+    try:
+        return _parse_spec(raw)
+    except SpecError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        # The schema normally prevents these; an App stored before a schema change may not.
+        raise SpecError("spec", f"cannot be read ({type(e).__name__}: {e})") from e
+
+
+def _parse_spec(raw: Json) -> AppSpec:
     image = raw.get("image")
     if not isinstance(image, str) or not image.strip():
         raise SpecError("spec.image", "is required and must be a non-empty string")

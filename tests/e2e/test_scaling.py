@@ -72,7 +72,7 @@ def test_hpa_scales_the_app_out_and_in_on_simulated_load(operator: Operator, nam
     steady_from = get("deployment", "api", namespace)["metadata"]["generation"]  # type: ignore[index]
     applied = applies(operator, "Deployment")
     replicas = get("app", "api", namespace)["spec"]["replicas"]  # type: ignore[index]
-    time.sleep(45)
+    time.sleep(180)  # several minutes of stable load, HPA syncing every 5 s
     assert get("app", "api", namespace)["spec"]["replicas"] == replicas  # type: ignore[index]
     assert get("deployment", "api", namespace)["metadata"]["generation"] == steady_from  # type: ignore[index]
     assert applies(operator, "Deployment") == applied

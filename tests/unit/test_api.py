@@ -5,8 +5,9 @@ from typing import Any
 import pytest
 
 from appkeeper.api import SpecError, parse_app, parse_spec
+from appkeeper.desired import build_children
 
-from .conftest import app_body
+from .conftest import NOW, app_body
 
 
 def test_defaults_follow_the_contract() -> None:
@@ -71,3 +72,42 @@ def test_bad_specs_name_the_field(spec: dict[str, Any], field: str) -> None:
         parse_spec(spec)
     assert err.value.field == field
     assert field in str(err.value)
+
+
+def test_any_garbage_becomes_a_spec_error_not_a_crash() -> None:
+    import random
+
+    rng = random.Random(7)
+    keys = ["image", "replicas", "ports", "env", "volumes", "service", "ingress", "autoscaling", "schedules",
+            "rollout", "disruption", "pod", "resources", "probes", "name", "containerPort", "persistent",
+            "size", "start", "end", "timeZone", "minReplicas", "maxReplicas", "type", "port", "mountPath"]
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(7 if depth < 3 else 4)
+        if kind == 0:
+            return rng.choice([None, True, 0, -1, 70000, "x", "", "1Gi", "0 8 * * *"])
+        if kind == 1:
+            return rng.randrange(-5, 100)
+        if kind == 2:
+            return rng.choice(["nginx", "Mars/Olympus", "/d", "http", "a b"])
+        if kind == 3:
+            return 3.5
+        if kind in (4, 5):
+            return {rng.choice(keys): value(depth + 1) for _ in range(rng.randrange(4))}
+        return [value(depth + 1) for _ in range(rng.randrange(3))]
+
+    built = 0
+    for _ in range(3000):
+        raw = {rng.choice(keys): value(0) for _ in range(rng.randrange(6))}
+        if rng.random() < 0.7:
+            raw["image"] = "nginx:1.27"
+        try:
+            body = app_body()
+            body["spec"] = raw
+            app = parse_app(body)
+        except SpecError:
+            continue
+        built += 1
+        children = build_children(app, NOW)  # whatever parses also builds
+        assert children[0]["kind"] in ("Deployment", "StatefulSet")
+    assert built > 100
