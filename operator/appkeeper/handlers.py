@@ -60,7 +60,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     rt = runtime(memo)
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
-    rt.reconciler = Reconciler(kube, rt.store, resync_seconds=rt.options.resync_seconds)
+    rt.reconciler = Reconciler(kube, rt.store)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
     rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
                 for i in range(rt.options.workers)]

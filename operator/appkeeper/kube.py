@@ -5,8 +5,6 @@ ServiceAccount (through the official client's loaders); requests go through one 
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -47,18 +45,6 @@ class ApiError(Exception):
         return self.status in (400, 403, 404, 405, 409, 413, 415, 422)
 
 
-@dataclass
-class Counters:
-    """Requests this client made, by verb (for metrics and benchmarks)."""
-
-    by_verb: dict[str, int]
-    lock: threading.Lock
-
-    def bump(self, verb: str) -> None:
-        with self.lock:
-            self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
-
-
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
     cfg = Configuration()
     try:
@@ -94,7 +80,6 @@ class Kube:
                 kwargs["cert_file"] = cfg.cert_file
                 kwargs["key_file"] = cfg.key_file
         self.pool = urllib3.PoolManager(num_pools=2, **kwargs)
-        self.counters = Counters({}, threading.Lock())
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": f"{MANAGER}/0.1"}
@@ -111,7 +96,6 @@ class Kube:
                 content_type: str = "application/json") -> Json:
         url = self.host + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
-        self.counters.bump(method)
         resp = self.pool.request(method, url, body=data, headers=self._headers(content_type if data else None),
                                  timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
         payload: Json = {}

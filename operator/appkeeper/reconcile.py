@@ -55,7 +55,6 @@ class Applied:
 @dataclass
 class Outcome:
     requeue_after: float | None = None
-    writes: int = 0
     repairs: list[str] = field(default_factory=list)
 
 
@@ -64,12 +63,10 @@ class TransientError(Exception):
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None,
-                 resync_seconds: float = 300.0) -> None:
+    def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.kube = kube
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.resync_seconds = resync_seconds
         self.applied: dict[tuple[AppKey, ChildKey], Applied] = {}
         self.rollback_templates: dict[AppKey, tuple[int, Json]] = {}
 
@@ -178,7 +175,6 @@ class Reconciler:
             obs.problems.append(Problem(f"{kind}Rejected", f"the API server rejected {kind} {name}: {e.message}"))
             return
         metrics.APPLIES.labels(kind).inc()
-        outcome.writes += 1
         self.store.put_child(result)
         self.applied[mem_key] = Applied(want_hash, owned_fields(result) or {})
         if repair:
