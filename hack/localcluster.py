@@ -153,6 +153,18 @@ def alive(pid: int) -> bool:
         return False
 
 
+def ours(name: str, pid: int) -> bool:
+    """Alive and still the component we started (a pid from a stale file may have been reused)."""
+    if not alive(pid):
+        return False
+    binary = "kwok" if name.startswith("kwok-") else name
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return False
+    return Path(argv0).name == binary
+
+
 def pids() -> dict[str, int]:
     found = {}
     for name in PROCESSES:
@@ -185,7 +197,7 @@ def wait_for(what: str, check: object, timeout: float, name: str | None = None) 
     while time.monotonic() < deadline:
         if check():  # type: ignore[operator]
             return
-        if name is not None and not alive(pids()[name]):
+        if name is not None and not ours(name, pids()[name]):
             tail = (STATE / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
             raise ClusterError(f"{name} exited while waiting for {what}; its log ends:\n  " + "\n  ".join(tail))
         time.sleep(0.2)
@@ -206,7 +218,7 @@ def kubectl(bins: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def status() -> tuple[bool, str]:
-    running = {n: p for n, p in pids().items() if alive(p)}
+    running = {n: p for n, p in pids().items() if ours(n, p)}
     if not pids():
         return False, "no local cluster is running"
     if len(running) != len(PROCESSES):
@@ -411,11 +423,13 @@ def down(keep_logs: bool = False) -> None:
     found = pids()
     if not found:
         log("no local cluster state to stop")
+    stopped = []
     # Clients first, etcd last, one at a time: the API server drains faster with etcd still up.
     for name in reversed(PROCESSES):
         pid = found.get(name)
-        if pid is None or not alive(pid):
+        if pid is None or not ours(name, pid):
             continue
+        stopped.append(name)
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -429,12 +443,15 @@ def down(keep_logs: bool = False) -> None:
             while alive(pid):
                 time.sleep(0.05)
     ports_file = STATE / "ports.json"
-    if ports_file.exists():
+    # Only ports of processes we stopped count: after a reboot, others may hold them legitimately.
+    if stopped and ports_file.exists():
         taken = [p for p in json.loads(ports_file.read_text()) if port_open(p)]
         if taken:
             raise ClusterError(f"ports still listening after stop: {taken}")
-    if found:
-        log(f"stopped {', '.join(found)}")
+    if stopped:
+        log(f"stopped {', '.join(reversed(stopped))}")
+    elif found:
+        log(f"cleared stale state in {STATE} (none of its processes was running)")
     if STATE.exists() and not keep_logs:
         shutil.rmtree(STATE)
 

@@ -295,3 +295,11 @@ def test_refused_child_degrades_only_its_app(operator: Operator, namespace: str)
     # Fixing the spec recovers.
     apply(app("refused", resources={"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}), namespace)
     wait_ready("refused", namespace)
+
+
+def test_kubectl_explain_documents_the_fields(crd: str) -> None:
+    volumes = kubectl("explain", "app.spec.volumes").stdout
+    assert "exactly one source" in volumes
+    assert "persistent" in volumes
+    replicas = kubectl("explain", "app.spec.replicas").stdout
+    assert "kubectl scale" in replicas

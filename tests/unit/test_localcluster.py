@@ -54,3 +54,15 @@ def test_taken_port_is_named(lc: ModuleType, tmp_path: Path) -> None:
 
 def test_no_state_means_not_running(lc: ModuleType) -> None:
     assert lc.status() == (False, "no local cluster is running")
+
+
+def test_a_reused_pid_is_not_ours_and_stale_state_is_cleared(lc: ModuleType) -> None:
+    import os
+
+    pids = lc.STATE / "pids"
+    pids.mkdir(parents=True)
+    (pids / "kube-apiserver").write_text(str(os.getpid()))  # alive, but it is pytest, not ours
+    assert not lc.ours("kube-apiserver", os.getpid())
+    assert "stale state" in lc.status()[1]
+    lc.down()
+    assert not lc.STATE.exists()
