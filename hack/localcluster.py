@@ -153,16 +153,19 @@ def alive(pid: int) -> bool:
         return False
 
 
-def ours(name: str, pid: int) -> bool:
-    """Alive and still the component we started (a pid from a stale file may have been reused)."""
-    if not alive(pid):
-        return False
-    binary = "kwok" if name.startswith("kwok-") else name
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/pid/stat): with the pid, an identity."""
     try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    except OSError:
-        return False
-    return Path(argv0).name == binary
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def ours(name: str, pid: int) -> bool:
+    """Alive and still the process we started (a pid from a stale file may have been reused)."""
+    recorded = (STATE / "pids" / f"{name}.start").read_text().strip() \
+        if (STATE / "pids" / f"{name}.start").exists() else None
+    return alive(pid) and recorded is not None and start_time(pid) == recorded
 
 
 def pids() -> dict[str, int]:
@@ -189,6 +192,7 @@ def start(name: str, argv: list[str]) -> int:
     proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=STATE)
     (STATE / "pids" / name).write_text(str(proc.pid))
+    (STATE / "pids" / f"{name}.start").write_text(start_time(proc.pid) or "")
     return proc.pid
 
 

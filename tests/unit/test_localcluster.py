@@ -62,6 +62,7 @@ def test_a_reused_pid_is_not_ours_and_stale_state_is_cleared(lc: ModuleType) -> 
     pids = lc.STATE / "pids"
     pids.mkdir(parents=True)
     (pids / "kube-apiserver").write_text(str(os.getpid()))  # alive, but it is pytest, not ours
+    (pids / "kube-apiserver.start").write_text("1")  # started at another time than this pid
     assert not lc.ours("kube-apiserver", os.getpid())
     assert "stale state" in lc.status()[1]
     lc.down()
