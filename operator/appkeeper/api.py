@@ -206,8 +206,8 @@ def _parse_spec(raw: Json) -> AppSpec:
     _unique([v.name for v in volumes], "spec.volumes", "name")
     _unique([v.mount_path for v in volumes], "spec.volumes", "mountPath")
     service = _service(raw.get("service") or {})
-    ingress = _ingress(raw["ingress"], ports, service) if raw.get("ingress") else None
-    autoscaling = _autoscaling(raw["autoscaling"]) if raw.get("autoscaling") else None
+    ingress = _ingress(raw["ingress"], ports, service) if raw.get("ingress") is not None else None
+    autoscaling = _autoscaling(raw["autoscaling"]) if raw.get("autoscaling") is not None else None
     schedules = tuple(_schedule(s, i) for i, s in enumerate(raw.get("schedules") or []))
     _unique([s.name for s in schedules], "spec.schedules", "name")
     resources = dict(raw.get("resources") or {})
@@ -238,7 +238,7 @@ def _parse_spec(raw: Json) -> AppSpec:
         suspend=bool(raw.get("suspend", False)),
         paused=bool(raw.get("paused", False)),
         rollout=_rollout(raw.get("rollout") or {}),
-        disruption=_disruption(raw["disruption"]) if raw.get("disruption") else None,
+        disruption=_disruption(raw["disruption"]) if raw.get("disruption") is not None else None,
         pod=_pod(raw.get("pod") or {}),
     )
 

@@ -111,3 +111,11 @@ def test_any_garbage_becomes_a_spec_error_not_a_crash() -> None:
         children = build_children(app, NOW)  # whatever parses also builds
         assert children[0]["kind"] in ("Deployment", "StatefulSet")
     assert built > 100
+
+
+def test_an_empty_ingress_still_asks_for_an_ingress() -> None:
+    spec = parse_spec({"image": "x", "ports": [{"name": "http", "containerPort": 80}], "ingress": {}})
+    assert spec.ingress is not None
+    assert (spec.ingress.port, spec.ingress.path, spec.ingress.path_type) == ("http", "/", "Prefix")
+    with pytest.raises(SpecError, match=r"spec\.autoscaling\.maxReplicas"):
+        parse_spec({"image": "x", "autoscaling": {}})
