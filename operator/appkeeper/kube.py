@@ -25,7 +25,6 @@ PLURALS: dict[str, str] = {
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "PodDisruptionBudget": "poddisruptionbudgets",
     "Event": "events",
-    "Pod": "pods",
     "App": PLURAL,
 }
 

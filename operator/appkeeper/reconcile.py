@@ -62,6 +62,11 @@ class TransientError(Exception):
     """Worth retrying with backoff (API unavailable, conflict, throttled)."""
 
 
+def _retained(kind: str, obj: Json) -> bool:
+    """A claim created with `retain: true` (recorded on it, since the spec may no longer say so)."""
+    return kind == "PersistentVolumeClaim" and obj["metadata"].get("annotations", {}).get(ANN_RETAIN) == "true"
+
+
 class Reconciler:
     def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.kube = kube
@@ -148,7 +153,7 @@ class Reconciler:
             lost = lost_fields(mem.fields, owned_fields(seen))
             if not lost:
                 return
-            repair = f"{self._short(kind)}Drift"
+            repair = f"{kind}Drift"
             detail = f"{kind} {name} was changed by someone else ({', '.join(lost[:5])}); put it back"
         elif seen["metadata"].get("annotations", {}).get(ANN_HASH) == want_hash:
             # Applied by an earlier operator run: adopt it if it still holds what we declare.
@@ -156,7 +161,7 @@ class Reconciler:
             if mine is not None and covers(seen, obj):
                 self.applied[mem_key] = Applied(want_hash, mine)
                 return
-            repair = f"{self._short(kind)}Drift"
+            repair = f"{kind}Drift"
             detail = f"{kind} {name} was changed by someone else; put it back"
         try:
             try:
@@ -185,18 +190,13 @@ class Reconciler:
         elif seen is None:
             self._event(app, "Normal", "Created", f"created {kind} {name}")
 
-    @staticmethod
-    def _short(kind: str) -> str:
-        return {"PersistentVolumeClaim": "PersistentVolumeClaim", "HorizontalPodAutoscaler": "HPA",
-                "PodDisruptionBudget": "PDB"}.get(kind, kind)
-
     def _prune(self, app: App, observed: dict[ChildKey, Json], wanted: set[ChildKey]) -> None:
         for (kind, name), obj in observed.items():
             if (kind, name) in wanted or kind not in CHILD_KINDS:
                 continue
             if not any(ref.get("uid") == app.uid for ref in obj["metadata"].get("ownerReferences") or []):
                 continue
-            if kind == "PersistentVolumeClaim" and obj["metadata"].get("annotations", {}).get(ANN_RETAIN) == "true":
+            if _retained(kind, obj):
                 self._release_claim(app, obj)
                 continue
             try:
@@ -231,7 +231,7 @@ class Reconciler:
 
     def _release_claims(self, app: App) -> None:
         for (kind, _), obj in self.store.children((app.namespace, app.name)).items():
-            if kind == "PersistentVolumeClaim" and obj["metadata"].get("annotations", {}).get(ANN_RETAIN) == "true":
+            if _retained(kind, obj):
                 self._release_claim(app, obj)
 
     def _release_claim(self, app: App, claim: Json) -> None:
