@@ -16,6 +16,10 @@ LABEL org.opencontainers.image.title="appkeeper" \
       org.opencontainers.image.description="Kubernetes operator: one App in, everything it implies out, kept so" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /opt/appkeeper /opt/appkeeper
+# kopf asks getpass.getuser() at start: without a passwd entry for the uid it dies with
+# "KeyError: 'getpwuid(): uid not found: 65532'".
+RUN groupadd --gid 65532 appkeeper \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin appkeeper
 ENV PATH=/opt/appkeeper/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

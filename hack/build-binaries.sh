@@ -17,7 +17,7 @@ command -v go >/dev/null 2>&1 || die "Go is not installed (need go >= 1.26 on PA
 cache_root=${APPKEEPER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/appkeeper}
 key=$(sha256sum "$versions" | cut -c1-12)
 dest="$cache_root/k8s/$KUBERNETES_VERSION-$key"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm metrics-server)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok helm metrics-server coredns crictl)
 
 if [[ -f "$dest/.complete" ]]; then
   echo "$dest/bin"
@@ -65,6 +65,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	_ "k8s.io/kubernetes/cmd/kubelet/app"
+	_ "k8s.io/kubernetes/cmd/kube-proxy/app"
 	_ "k8s.io/kubectl/pkg/cmd"
 )
 GO
@@ -93,7 +95,7 @@ done
   cd "$work/src"
   log "resolving the wrapper module's dependencies"
   go mod tidy >&2 || die "go mod tidy failed for the Kubernetes wrapper module"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
     log "go build k8s.io/kubernetes/cmd/$cmd ($(( $(date +%s) - start ))s so far)"
     go build -trimpath -ldflags "$ldflags" -o "$work/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2 \
       || die "go build k8s.io/kubernetes/cmd/$cmd failed (see above)"
@@ -104,7 +106,9 @@ done
 
 for spec in "kwok sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
             "helm helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
-            "metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"; do
+            "metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" \
+            "coredns github.com/coredns/coredns@$COREDNS_VERSION" \
+            "crictl sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"; do
   read -r name target <<<"$spec"
   log "go install $target ($(( $(date +%s) - start ))s so far)"
   GOBIN="$work/bin" go install -trimpath -ldflags "-s -w" "$target" >&2 || die "go install $target failed"
@@ -119,6 +123,11 @@ for f in stage/node/fast/node-initialize.yaml stage/node/heartbeat-with-lease/no
          metrics/resource/metrics-resource.yaml metrics/usage/usage-from-annotation.yaml; do
   cp "$kwok_dir/kustomize/$f" "$work/kwok/" || die "KWOK $KWOK_VERSION has no kustomize/$f"
 done
+
+# The pause image's program: Kubernetes' own pause.c, compiled static by the image step (it needs
+# a C compiler, which the real node's packages bring).
+cp "$(cd "$work/bin" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/build/pause/linux/pause.c" "$work/pause.c" \
+  || die "k8s.io/kubernetes@$KUBERNETES_VERSION has no build/pause/linux/pause.c"
 
 for b in "${binaries[@]}"; do
   [[ -x "$work/bin/$b" ]] || die "$b was not built"

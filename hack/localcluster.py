@@ -8,6 +8,11 @@ kube-controller-manager, kube-scheduler and KWOK fake nodes, as local processes.
     python3 hack/localcluster.py env      print `export KUBECONFIG=... PATH=...`
     python3 hack/localcluster.py build    build-or-reuse the binaries, print their folder
 
+With root (and unless APPKEEPER_REAL_NODE=0) it adds a real node where pods really run: containerd,
+the bridge CNI, a kubelet, kube-proxy and CoreDNS (hack/realnode.py), labelled and tainted
+`appkeeper.dev/real-node` so only pods that ask for it land there. The API server then listens on
+the node bridge's address (never on the external interface).
+
 The binaries come from hack/build-binaries.sh (pinned in hack/versions.env). State (certificates,
 etcd data, logs, pid files, kubeconfig) lives in one folder, $APPKEEPER_CLUSTER_DIR or
 ~/.cache/appkeeper/cluster.
@@ -29,6 +34,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import images
+import realnode
+
 HACK = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("APPKEEPER_CACHE", Path.home() / ".cache" / "appkeeper"))
 STATE = Path(os.environ.get("APPKEEPER_CLUSTER_DIR", CACHE / "cluster"))
@@ -36,9 +45,19 @@ NODE_COUNT = int(os.environ.get("APPKEEPER_CLUSTER_NODES", "3"))
 # One KWOK process per node: each serves its node's kubelet-style /metrics/resource on the node's
 # own port, which is what metrics-server scrapes.
 KWOK_PROCESSES = tuple(f"kwok-{i}" for i in range(NODE_COUNT))
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", *KWOK_PROCESSES,
-             "metrics-server")
-SERVICE_CIDR = "10.96.0.0/16"
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", *KWOK_PROCESSES,
+                 "metrics-server")
+SERVICE_CIDR = realnode.SERVICE_CIDR
+CONTAINERD_ROOT = CACHE / "realnode" / "containerd"  # kept between runs: imported images stay
+
+
+def real_node_on() -> bool:
+    """Whether the cluster in STATE was started with the real node."""
+    return (STATE / "real-node").exists()
+
+
+def processes() -> tuple[str, ...]:
+    return CONTROL_PLANE + (realnode.PROCESSES if real_node_on() else ())
 
 
 class ClusterError(RuntimeError):
@@ -57,23 +76,27 @@ class Ports:
     controller_manager: int
     scheduler: int
     metrics_server: int
+    kubelet_healthz: int
+    kube_proxy_healthz: int
+    kube_proxy_metrics: int
     kwok: list[int]
 
     @classmethod
     def free(cls) -> Ports:
         socks, ports = [], []
-        for _ in range(6 + NODE_COUNT):
+        for _ in range(9 + NODE_COUNT):
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
             ports.append(s.getsockname()[1])
         for s in socks:
             s.close()
-        return cls(*ports[:6], kwok=ports[6:])
+        return cls(*ports[:9], kwok=ports[9:])
 
     def all(self) -> list[int]:
         return [self.etcd_client, self.etcd_peer, self.apiserver, self.controller_manager, self.scheduler,
-                self.metrics_server, *self.kwok]
+                self.metrics_server, self.kubelet_healthz, self.kube_proxy_healthz, self.kube_proxy_metrics,
+                *self.kwok]
 
 
 def build_binaries() -> Path:
@@ -97,7 +120,7 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def make_pki(pki: Path) -> None:
+def make_pki(pki: Path, real: bool) -> None:
     """A CA, the apiserver's serving cert, client certs per component, SA signing keys."""
     pki.mkdir(parents=True, exist_ok=True)
     for ca in ("ca", "front-proxy-ca"):
@@ -107,6 +130,9 @@ def make_pki(pki: Path) -> None:
     openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     sans = ("DNS:localhost,IP:127.0.0.1,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,"
             "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")
+    if real:
+        sans += f",IP:{realnode.BRIDGE_IP}"
+        realnode.make_certs(leaf, pki)
     leaf("apiserver", "/CN=kube-apiserver", "ca", pki, f"subjectAltName={sans}\nextendedKeyUsage=serverAuth")
     for name, subject in (
         ("admin", "/O=system:masters/CN=kubernetes-admin"),
@@ -170,7 +196,7 @@ def ours(name: str, pid: int) -> bool:
 
 def pids() -> dict[str, int]:
     found = {}
-    for name in PROCESSES:
+    for name in CONTROL_PLANE + realnode.PROCESSES:
         f = STATE / "pids" / name
         if f.exists():
             found[name] = int(f.read_text())
@@ -208,9 +234,10 @@ def wait_for(what: str, check: object, timeout: float, name: str | None = None) 
     raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what} (logs: {STATE / 'logs'})")
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
 
 
 def kubectl(bins: Path, *args: str, stdin: str | None = None) -> str:
@@ -225,13 +252,14 @@ def status() -> tuple[bool, str]:
     running = {n: p for n, p in pids().items() if ours(n, p)}
     if not pids():
         return False, "no local cluster is running"
-    if len(running) != len(PROCESSES):
-        dead = sorted(set(PROCESSES) - set(running))
+    if len(running) != len(processes()):
+        dead = sorted(set(processes()) - set(running))
         return False, f"stale state in {STATE}: {', '.join(dead)} not running (run `make cluster-down`)"
     server = (STATE / "server").read_text().strip()
     if not api_ready(server, STATE / "pki"):
         return False, f"processes run but {server}/readyz does not answer ok"
-    return True, f"local cluster running at {server}; export KUBECONFIG={STATE / 'kubeconfig'}"
+    node = f" with the real node {realnode.NODE_NAME}" if real_node_on() else " (KWOK nodes only)"
+    return True, f"local cluster running at {server}{node}; export KUBECONFIG={STATE / 'kubeconfig'}"
 
 
 def up() -> None:
@@ -249,20 +277,28 @@ def up() -> None:
     for d in ("logs", "pids", "etcd", "pki"):
         (STATE / d).mkdir(parents=True)
     (STATE / "bin-dir").write_text(str(bins))
+    real = want_real_node()
     pki = STATE / "pki"
-    make_pki(pki)
+    make_pki(pki, real)
     ports = Ports.free()
-    server = f"https://127.0.0.1:{ports.apiserver}"
+    host = realnode.BRIDGE_IP if real else "127.0.0.1"
+    server = f"https://{host}:{ports.apiserver}"
     (STATE / "server").write_text(server)
     (STATE / "ports.json").write_text(json.dumps(ports.all()))
     write_kubeconfig(STATE / "kubeconfig", server, pki, "admin")
-    for user in ("controller-manager", "scheduler", "kwok", "metrics-server"):
+    users = ["controller-manager", "scheduler", "kwok", "metrics-server"]
+    for user in users + (["kubelet", "kube-proxy", "coredns"] if real else []):
         write_kubeconfig(STATE / f"{user}.kubeconfig", server, pki, user)
 
     try:
-        start_processes(bins, ports, pki, server)
+        if real:
+            (STATE / "real-node").touch()
+            realnode.prepare_host(STATE, log)
+        start_processes(bins, ports, pki, server, host)
         wait_for(f"{NODE_COUNT} nodes Ready", lambda: nodes_ready(bins) >= NODE_COUNT, 60, "kwok-0")
         setup_cluster_objects(bins, ports)
+        if real:
+            start_real_node(bins, ports, pki)
     except BaseException:
         log(f"start failed; stopping what was started (logs kept in {STATE / 'logs'})")
         try:
@@ -273,7 +309,46 @@ def up() -> None:
     log(f"cluster ready in {time.monotonic() - t0:.1f}s (binaries: {bins})")
 
 
-def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
+def want_real_node() -> bool:
+    """On by default where the machine allows it; says why not otherwise."""
+    reason = realnode.unavailable_reason()
+    if reason is None:
+        try:
+            realnode.install_packages(log)
+        except realnode.NodeError as e:
+            reason = str(e)
+    if reason is not None:
+        log(f"no real node ({reason}): KWOK nodes only")
+        return False
+    return True
+
+
+def start_real_node(bins: Path, ports: Ports, pki: Path) -> None:
+    t0 = time.monotonic()
+    realnode.write_configs(STATE, pki, CONTAINERD_ROOT, {
+        "kubelet_healthz": ports.kubelet_healthz, "kube_proxy_healthz": ports.kube_proxy_healthz,
+        "kube_proxy_metrics": ports.kube_proxy_metrics})
+    CONTAINERD_ROOT.mkdir(parents=True, exist_ok=True)
+    start("containerd", realnode.containerd_argv(STATE))
+    wait_for("containerd's socket", lambda: realnode.containerd_socket().exists(), 30, "containerd")
+    for name in ("pause", "web"):
+        images.ensure_imported(name)
+    start("kubelet", realnode.kubelet_argv(bins, STATE))
+    start("kube-proxy", realnode.kube_proxy_argv(bins, STATE))
+    start("coredns", realnode.coredns_argv(bins, STATE))
+    wait_for(f"node {realnode.NODE_NAME} Ready", lambda: node_ready(bins, realnode.NODE_NAME), 90, "kubelet")
+    wait_for("CoreDNS on the bridge", lambda: port_open(53, realnode.BRIDGE_IP), 30, "coredns")
+    log(f"real node {realnode.NODE_NAME} Ready in {time.monotonic() - t0:.1f}s")
+
+
+def node_ready(bins: Path, name: str) -> bool:
+    proc = subprocess.run([str(bins / "kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), "get", "node", name,
+                           "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() == "True"
+
+
+def start_processes(bins: Path, ports: Ports, pki: Path, server: str, host: str) -> None:
     for port in ports.all():
         if port_open(port):
             raise ClusterError(f"port {port} is already taken on 127.0.0.1; free it or retry")
@@ -290,8 +365,10 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str) -> None:
     start("kube-apiserver", [
         str(bins / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports.apiserver}",
-        "--endpoint-reconciler-type=none",
+        # Loopback only, or the real node's bridge address: never the external interface. Pods reach it
+        # through the `kubernetes` Service, whose endpoint is the advertised address.
+        f"--bind-address={host}", f"--advertise-address={host}", f"--secure-port={ports.apiserver}",
+        f"--endpoint-reconciler-type={'lease' if host != '127.0.0.1' else 'none'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC",
         f"--client-ca-file={pki / 'ca.crt'}",
@@ -423,37 +500,51 @@ def setup_cluster_objects(bins: Path, ports: Ports) -> None:
         bins, "get", "serviceaccounts", "-n", "default", "-o", "name"), 30)
 
 
+def stop(name: str, pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid):
+        log(f"{name} (pid {pid}) ignored SIGTERM for 20s; killing it")
+        os.killpg(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.05)
+
+
 def down(keep_logs: bool = False) -> None:
     found = pids()
     if not found:
         log("no local cluster state to stop")
     stopped = []
-    # Clients first, etcd last, one at a time: the API server drains faster with etcd still up.
-    for name in reversed(PROCESSES):
+    # The kubelet first (so it restarts nothing), then the pods through the CRI, then the node's
+    # daemons; then the control plane, clients first, etcd last: the API server drains faster with
+    # etcd still up.
+    order = ["kubelet", "pods", "coredns", "kube-proxy", "containerd", *reversed(CONTROL_PLANE)]
+    for name in order:
+        if name == "pods":
+            if real_node_on():
+                realnode.stop_pods(bin_dir(), log)
+            continue
         pid = found.get(name)
         if pid is None or not ours(name, pid):
             continue
         stopped.append(name)
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 20
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if alive(pid):
-            log(f"{name} (pid {pid}) ignored SIGTERM for 20s; killing it")
-            os.killpg(pid, signal.SIGKILL)
-            while alive(pid):
-                time.sleep(0.05)
+        stop(name, pid)
     ports_file = STATE / "ports.json"
     # Only ports of processes we stopped count: after a reboot, others may hold them legitimately.
     if stopped and ports_file.exists():
-        taken = [p for p in json.loads(ports_file.read_text()) if port_open(p)]
+        hosts = ["127.0.0.1", realnode.BRIDGE_IP] if real_node_on() else ["127.0.0.1"]
+        taken = [p for p in json.loads(ports_file.read_text()) for h in hosts if port_open(p, h)]
         if taken:
             raise ClusterError(f"ports still listening after stop: {taken}")
+    if real_node_on():
+        realnode.restore_host(STATE, log)
     if stopped:
-        log(f"stopped {', '.join(reversed(stopped))}")
+        log(f"stopped {', '.join(stopped)}")
     elif found:
         log(f"cleared stale state in {STATE} (none of its processes was running)")
     if STATE.exists() and not keep_logs:

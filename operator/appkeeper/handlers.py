@@ -104,6 +104,15 @@ async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
         rt.queue.add(owner)
 
 
+@kopf.on.event("", "v1", "pods", labels={LABEL_APP: kopf.PRESENT})
+async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    rt = runtime(memo)
+    pod: Json = dict(event["object"])
+    owner = rt.store.drop_pod(pod) if event.get("type") == "DELETED" else rt.store.put_pod(pod)
+    if owner is not None:
+        rt.queue.add(owner)
+
+
 for _kind, _api_version in CHILD_KINDS.items():
     _group, _, _version = _api_version.rpartition("/")
     kopf.on.event(_group, _version, PLURALS[_kind], id=f"child-{_kind}",

@@ -27,6 +27,7 @@ from .desired import (
 )
 from .fields import covers, lost_fields, owned_fields, restore_lists, uncovered_lists
 from .kube import ApiError, Kube
+from .podhealth import pods_problem
 from .schedules import next_change, scheduled_minimum
 from .status import (
     DEPLOYMENT_REVISION,
@@ -126,6 +127,9 @@ class Reconciler:
             current = self.store.children(key)
             obs.children = sorted(k for k in wanted if k in current)
             obs.workload = current.get(child_key(desired[0]))
+            pods = pods_problem(self.store.pods(key))
+            if pods is not None:
+                obs.problems.append(pods)
         obs.repairs = outcome.repairs
         self._write_status(app.namespace, app.name, app.status, compute_status(obs))
         outcome.requeue_after = self._requeue_after(app, now)

@@ -43,6 +43,7 @@ class Store:
         self._lock = threading.Lock()
         self._apps: dict[AppKey, Json] = {}
         self._children: dict[AppKey, dict[ChildKey, Json]] = {}
+        self._pods: dict[AppKey, dict[str, Json]] = {}
 
     # Apps
     def put_app(self, body: Json) -> None:
@@ -96,3 +97,29 @@ class Store:
     def child(self, owner: AppKey, key: ChildKey) -> Json | None:
         with self._lock:
             return self._children.get(owner, {}).get(key)
+
+    # Pods (read only: their states explain why an App cannot run)
+    def put_pod(self, pod: Json) -> AppKey | None:
+        owner = owner_of(pod)
+        if owner is None:
+            return None
+        with self._lock:
+            held = self._pods.setdefault(owner, {})
+            if _newer(pod, held.get(pod["metadata"]["name"])):
+                held[pod["metadata"]["name"]] = pod
+        return owner
+
+    def drop_pod(self, pod: Json) -> AppKey | None:
+        owner = owner_of(pod)
+        if owner is None:
+            return None
+        with self._lock:
+            held = self._pods.get(owner, {})
+            old = held.get(pod["metadata"]["name"])
+            if old is not None and old["metadata"].get("uid") == pod["metadata"].get("uid"):
+                del held[pod["metadata"]["name"]]
+        return owner
+
+    def pods(self, owner: AppKey) -> list[Json]:
+        with self._lock:
+            return list(self._pods.get(owner, {}).values())

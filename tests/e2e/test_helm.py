@@ -112,6 +112,7 @@ EXPECTED_NAMESPACED = {
     ("ingresses.networking.k8s.io", ("get", "list", "watch", "create", "update", "patch", "delete")),
     ("horizontalpodautoscalers.autoscaling", ("get", "list", "watch", "create", "update", "patch", "delete")),
     ("poddisruptionbudgets.policy", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("pods", ("get", "list", "watch")),
     ("events", ("create",)),
 }
 # What every authenticated identity may do (system:basic-user and friends).

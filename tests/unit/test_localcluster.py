@@ -49,7 +49,7 @@ def test_taken_port_is_named(lc: ModuleType, tmp_path: Path) -> None:
         ports = lc.Ports.free()
         ports.apiserver = taken
         with pytest.raises(lc.ClusterError, match=f"port {taken} is already taken"):
-            lc.start_processes(tmp_path, ports, tmp_path, "https://127.0.0.1:1")
+            lc.start_processes(tmp_path, ports, tmp_path, "https://127.0.0.1:1", "127.0.0.1")
 
 
 def test_no_state_means_not_running(lc: ModuleType) -> None:

@@ -53,6 +53,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
   resources: [events]
   verbs: [create]
 {{- end -}}

@@ -1,0 +1,75 @@
+"""Pure: the App's pods -> why they cannot run, in a person's words (or None).
+
+Read from what the kubelet and the scheduler report in pod status: a container waiting for a
+reason that will not fix itself, a container that keeps exiting with an error, a pod that cannot
+be scheduled. The message names the container and the cause."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .api import Json
+from .status import Problem
+
+# Waiting reasons that mean the container will not start without a change.
+STUCK_WAITING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
+                 "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def termination(terminated: Json) -> str:
+    """`exit code 1 (Error): "message"` from a containerStateTerminated."""
+    out = f"exit code {terminated.get('exitCode', '?')}"
+    if terminated.get("reason"):
+        out += f" ({terminated['reason']})"
+    if first_line(terminated.get("message")):
+        out += f': "{first_line(terminated.get("message"))}"'
+    return out
+
+
+def container_problem(cs: Json) -> Problem | None:
+    name = cs.get("name", "?")
+    state = cs.get("state") or {}
+    last = (cs.get("lastState") or {}).get("terminated")
+    waiting = state.get("waiting") or {}
+    reason = waiting.get("reason")
+    if reason == "CrashLoopBackOff":
+        why = termination(last) if last else first_line(waiting.get("message"))
+        return Problem(reason, f"container {name}: CrashLoopBackOff, {why}")
+    if reason in STUCK_WAITING:
+        msg = first_line(waiting.get("message"))
+        return Problem(reason, f"container {name}: {reason}" + (f": {msg}" if msg else ""))
+    terminated = state.get("terminated")
+    # Between a crash and the back-off the kubelet reports: a restarted container that failed again.
+    if terminated and terminated.get("exitCode", 0) != 0 and int(cs.get("restartCount") or 0) > 0:
+        return Problem("CrashLoopBackOff", f"container {name}: CrashLoopBackOff, {termination(terminated)}")
+    return None
+
+
+def pod_problem(pod: Json) -> Problem | None:
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
+                and cond.get("reason") == "Unschedulable":
+            return Problem("Unschedulable", f"pod {pod['metadata'].get('name')}: "
+                                            f"{first_line(cond.get('message')) or 'cannot be scheduled'}")
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        problem = container_problem(cs)
+        if problem is not None:
+            return problem
+    return None
+
+
+def pods_problem(pods: Iterable[Json]) -> Problem | None:
+    """The first problem among `pods`, in name order (stable from one reconcile to the next)."""
+    for pod in sorted(pods, key=lambda p: str(p.get("metadata", {}).get("name", ""))):
+        problem = pod_problem(pod)
+        if problem is not None:
+            return problem
+    return None
