@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint test test-unit test-e2e binaries cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
+.PHONY: help venv lint test test-unit test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -27,15 +27,22 @@ lint: venv ## ruff and mypy --strict
 test-unit: venv ## the fast suite: pure code, no cluster
 	$(PY) -m pytest -q tests/unit
 
-test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started when needed)
+test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started when needed); then the teardown check
 	$(PY) -m pytest -q -rA tests/e2e
+	@if [ -z "$$KUBECONFIG" ]; then $(PY) -m pytest -q -rA tests/teardown; fi
 
 test: lint test-unit test-e2e ## everything CI runs: lint, unit, e2e
 
 binaries: ## build-or-reuse the pinned Kubernetes, etcd, KWOK, Helm binaries
 	hack/build-binaries.sh
 
-cluster-up: ## start the local control plane + 3 KWOK nodes; prints the exports to use it
+image: venv ## the operator image (no Docker: debootstrap + OCI archive; docker build where Docker runs); imported into the real node when it runs
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	  docker build -t "$$($(PY) -c 'import sys; sys.path.insert(0, "hack"); import images; print(images.operator_image())')" . ; \
+	elif [ -S /run/appkeeper-realnode/containerd.sock ]; then $(PY) hack/images.py import operator; \
+	else $(PY) hack/images.py build operator; fi
+
+cluster-up: ## start the local control plane + 3 KWOK nodes + the real node (as root); prints the exports to use it
 	$(CLUSTER) up
 
 cluster-down: ## stop exactly the processes cluster-up started
@@ -48,6 +55,8 @@ kind-up: ## a kind cluster, for machines with a Docker engine
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "kind needs a running Docker engine; use 'make cluster-up' here"; exit 1; }
 	GOBIN=$$HOME/.cache/appkeeper/kind go install sigs.k8s.io/kind@v0.30.0
 	$$HOME/.cache/appkeeper/kind/kind create cluster --name appkeeper --wait 120s
+	$(MAKE) image
+	$$HOME/.cache/appkeeper/kind/kind load docker-image --name appkeeper "$$($(PY) -c 'import sys; sys.path.insert(0, "hack"); import images; print(images.operator_image())')"
 	@echo "export KUBECONFIG=$$HOME/.kube/config  # then: make test-e2e"
 
 kind-down:

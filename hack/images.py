@@ -117,6 +117,8 @@ def debian_mirror() -> str:
 
 
 def need(tool: str, package: str) -> None:
+    if shutil.which(tool) is None and os.geteuid() == 0:
+        realnode.install_packages(log)
     if shutil.which(tool) is None:
         raise ImageError(f"{tool} is missing: apt-get install {package} (make real-node-deps installs it)")
 
@@ -201,7 +203,9 @@ def build_web(dest: Path) -> None:
         (root / "www" / "index.html").write_text("appkeeper test-web\n")
         layer = ociimage.layer_tar(root)
     config = ociimage.ImageConfig(
-        cmd=["/bin/httpd", "-f", "-p", "8080", "-h", "/www"], workdir="/www",
+        # A shell as PID 1 that exits on SIGTERM: httpd as PID 1 ignores it, and every pod deletion
+        # would wait out the grace period.
+        cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"], workdir="/www",
         labels={"org.opencontainers.image.title": "appkeeper test-web"}, exposed_ports=["8080/tcp"])
     ociimage.write_archive(dest, WEB_IMAGE, [layer], config)
 
@@ -300,7 +304,7 @@ def main() -> int:
             if args.command == "import":
                 ensure_imported(name)
             print(build(name))
-    except ImageError as e:
+    except (ImageError, realnode.NodeError) as e:
         log(f"ERROR: {e}")
         return 1
     return 0

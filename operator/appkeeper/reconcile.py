@@ -193,6 +193,9 @@ class Reconciler:
             log.info("repaired %s/%s: %s", app.namespace, app.name, detail)
         elif seen is None:
             self._event(app, "Normal", "Created", f"created {kind} {name}")
+            log.info("reconciled %s/%s: created %s %s", app.namespace, app.name, kind, name)
+        else:
+            log.info("reconciled %s/%s: applied %s %s", app.namespace, app.name, kind, name)
 
     def _prune(self, app: App, observed: dict[ChildKey, Json], wanted: set[ChildKey]) -> None:
         for (kind, name), obj in observed.items():

@@ -124,7 +124,8 @@ def listening(port: int) -> bool:
 def test_a_second_cluster_starts_and_stops_leaving_nothing_behind(cluster: Cluster, tmp_path: Path) -> None:
     if not cluster.local:
         pytest.skip("needs the local cluster's binaries (not a kind run)")
-    env = {**os.environ, "APPKEEPER_CLUSTER_DIR": str(tmp_path / "state")}
+    # KWOK-only: the real node's bridge and containerd are the main cluster's (tests/teardown covers them).
+    env = {**os.environ, "APPKEEPER_CLUSTER_DIR": str(tmp_path / "state"), "APPKEEPER_REAL_NODE": "0"}
     env.pop("KUBECONFIG", None)
     up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up"], env=env, capture_output=True, text=True,
                         timeout=300)

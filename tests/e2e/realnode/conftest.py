@@ -1,0 +1,107 @@
+"""Fixtures for the real-node tier: pods that really run (kubelet + containerd on this machine), the
+operator image built by `make image`, and the operator installed in-cluster by the Helm chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ..conftest import ROOT, Cluster, get, kubectl, wait_for
+
+sys.path.insert(0, str(ROOT / "hack"))
+import localcluster  # noqa: F401 - the tests read its STATE
+import realnode
+
+CHART = ROOT / "charts" / "appkeeper"
+LABEL = realnode.LABEL
+WEB_IMAGE = "appkeeper.local/web:1"
+# What a pod needs to land on the real node (it is labelled and tainted so only such pods do).
+ON_REAL_NODE: dict[str, Any] = {
+    "nodeSelector": {LABEL: "true"},
+    "tolerations": [{"key": LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def helm(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["helm", *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed: {proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> str:
+    node = get("node", realnode.NODE_NAME, "default")
+    if node is None:
+        why = "the cluster has no real node (needs root; APPKEEPER_REAL_NODE=0 turns it off)"
+        if os.environ.get("APPKEEPER_REQUIRE_REAL_NODE") == "1":
+            pytest.fail(why + ", and APPKEEPER_REQUIRE_REAL_NODE=1 (CI) requires it")
+        pytest.skip(why)
+    return realnode.NODE_NAME
+
+
+@dataclass
+class Release:
+    namespace: str
+    image: str
+    build_seconds: float
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        out = kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/name=appkeeper", "-o", "json")
+        return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    def logs(self) -> str:
+        return kubectl("logs", "-n", self.namespace, "deployment/appkeeper", "--tail=-1").stdout
+
+
+@pytest.fixture(scope="module")
+def incluster(real_node: str, crd: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    """`make image`, then `helm install` of the chart with that image onto the real node, in a
+    namespace that enforces the restricted Pod Security Standard."""
+    t0 = time.monotonic()
+    built = subprocess.run([sys.executable, str(ROOT / "hack" / "images.py"), "import", "operator"],
+                           capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr
+    build_seconds = time.monotonic() - t0
+    image = json.loads(subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, 'hack'); import images, json; "
+         "print(json.dumps(images.operator_image()))"], cwd=ROOT, capture_output=True, text=True).stdout)
+    ns = f"appkeeper-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", ns)
+    kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest")
+    values = tmp_path_factory.mktemp("chart") / "values.yaml"
+    values.write_text(json.dumps({"image": {"pullPolicy": "Never"}, "nodeSelector": ON_REAL_NODE["nodeSelector"],
+                                  "tolerations": ON_REAL_NODE["tolerations"], "resyncSeconds": 60}))
+    t1 = time.monotonic()
+    helm("install", "appkeeper", str(CHART), "-n", ns, "-f", str(values), "--wait", "--timeout", "180s")
+    print(f"operator image ready in {build_seconds:.1f}s; helm install --wait in {time.monotonic() - t1:.1f}s")
+    release = Release(ns, image, build_seconds)
+    try:
+        yield release
+    finally:
+        print(f"in-cluster operator log tail:\n{release.logs()[-3000:]}")
+        helm("uninstall", "appkeeper", "-n", ns, "--wait", check=False)
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def real_app(name: str, **spec: Any) -> dict[str, Any]:
+    """An App whose pods run on the real node, from the test-web image unless told otherwise."""
+    spec.setdefault("image", WEB_IMAGE)
+    spec.setdefault("imagePullPolicy", "IfNotPresent")
+    spec["pod"] = {**ON_REAL_NODE, **spec.get("pod", {})}
+    return {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name}, "spec": spec}
+
+
+def wait_pods_gone(ns: str, selector: str, timeout: float = 60) -> None:
+    wait_for(f"pods {selector} gone", lambda: not json.loads(
+        kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json").stdout)["items"], timeout=timeout)

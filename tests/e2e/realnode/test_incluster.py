@@ -1,0 +1,140 @@
+"""The operator as users run it: the image built here, installed by the Helm chart onto the real node
+under the restricted Pod Security Standard, reconciling Apps whose pods really run."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+from ..conftest import apply, get, kubectl, wait_for
+from ..test_operator import condition, wait_ready
+from .conftest import WEB_IMAGE, Release, real_app
+
+WEB = {
+    "replicas": 2,
+    "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80}],
+    "probes": {"readiness": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}},
+    "volumes": [{"name": "data", "mountPath": "/www/data", "persistent": {"size": "64Mi"}}],
+}
+# A registry address on loopback where nothing listens: a real pull failure, no traffic leaves.
+UNPULLABLE = "127.0.0.1:5999/appkeeper/missing:1"
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
+
+
+def pods(ns: str, app_name: str) -> list[dict[str, Any]]:
+    out = kubectl("get", "pods", "-n", ns, "-l", f"appkeeper.dev/app={app_name}", "-o", "json").stdout
+    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def degraded_reason(name: str, ns: str) -> tuple[str, str] | None:
+    c = condition(name, ns, "Degraded")
+    return (c["reason"], c["message"]) if c.get("status") == "True" else None
+
+
+def test_operator_pod_runs_the_image_built_here_under_restricted(incluster: Release) -> None:
+    [pod] = incluster.operator_pods()
+    assert pod["spec"]["nodeName"] == "realnode-0"
+    assert pod["status"]["phase"] == "Running"
+    [cs] = pod["status"]["containerStatuses"]
+    assert cs["ready"] is True
+    assert cs["image"] == incluster.image
+    labels = get("namespace", incluster.namespace, "default")["metadata"]["labels"]  # type: ignore[index]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # The namespace really enforces it: a privileged pod is refused at admission.
+    refused = kubectl("run", "privileged", "-n", incluster.namespace, f"--image={WEB_IMAGE}",
+                      "--overrides", json.dumps({"spec": {"containers": [{
+                          "name": "privileged", "image": WEB_IMAGE,
+                          "securityContext": {"privileged": True}}]}}), check=False)
+    assert refused.returncode != 0
+    assert "violates PodSecurity" in refused.stderr
+    # The real ServiceAccount token is mounted and used: the operator lists Apps cluster-wide.
+    assert "Forbidden" not in incluster.logs()
+
+
+def test_web_app_serves_through_its_service_and_keeps_its_volume(incluster: Release, namespace: str) -> None:
+    t0 = time.monotonic()
+    apply(real_app("web", **WEB), namespace)
+    body = wait_ready("web", namespace, timeout=120)
+    print(f"App with 2 real replicas, readiness probe and a claim Ready in {time.monotonic() - t0:.1f}s")
+    assert body["status"]["readyReplicas"] == 2
+    running = pods(namespace, "web")
+    assert {p["spec"]["nodeName"] for p in running} == {"realnode-0"}
+    ip = get("service", "web", namespace)["spec"]["clusterIP"]  # type: ignore[index]
+    # From the host, through kube-proxy's rules for the ClusterIP, to a real httpd.
+    assert fetch(f"http://{ip}/") == "appkeeper test-web\n"
+
+    first = running[0]["metadata"]["name"]
+    kubectl("exec", "-n", namespace, first, "--", "sh", "-c", "echo kept > /www/data/probe.txt")
+    kubectl("delete", "pod", first, "-n", namespace, "--grace-period=1")
+    wait_for("a replacement pod Ready", lambda: len([
+        p for p in pods(namespace, "web") if p["metadata"]["name"] != first
+        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])]) == 2, timeout=90)
+    # Both replicas (the replacement included) serve the file from the claim.
+    for _ in range(4):
+        assert fetch(f"http://{ip}/data/probe.txt") == "kept\n"
+
+
+def test_broken_images_say_which_container_failed_and_why(incluster: Release, namespace: str) -> None:
+    apply(real_app("nopull", image=UNPULLABLE), namespace)
+    apply(real_app("crash", command=["/bin/sh", "-c", "echo config missing >&2; exit 1"]), namespace)
+    t0 = time.monotonic()
+    reason, message = wait_for("nopull Degraded", lambda: degraded_reason("nopull", namespace), timeout=90)
+    print(f"pull failure shown after {time.monotonic() - t0:.1f}s: {reason}: {message}")
+    assert reason in ("ErrImagePull", "ImagePullBackOff")
+    assert message.startswith(f"container nopull: {reason}")
+    assert "127.0.0.1:5999" in message
+    reason, message = wait_for("crash Degraded", lambda: degraded_reason("crash", namespace), timeout=90)
+    print(f"crash shown after {time.monotonic() - t0:.1f}s: {reason}: {message}")
+    assert reason == "CrashLoopBackOff"
+    assert message.startswith("container crash: CrashLoopBackOff, exit code 1 (Error)")
+    for name in ("nopull", "crash"):
+        st = get("app", name, namespace)["status"]  # type: ignore[index]
+        assert st["phase"] == "Degraded"
+        assert condition(name, namespace, "Ready").get("status") == "False"
+
+
+def test_a_bad_update_is_rolled_back_for_real(incluster: Release, namespace: str) -> None:
+    spec = dict(WEB, replicas=1, volumes=[], rollout={"progressDeadlineSeconds": 10})
+    apply(real_app("roll", **spec), namespace)
+    healthy = wait_ready("roll", namespace, timeout=120)["status"]["lastHealthyRevision"]
+    apply(real_app("roll", **dict(spec, image=UNPULLABLE)), namespace)
+    t0 = time.monotonic()
+    wait_for("RolledBack", lambda: condition("roll", namespace, "Degraded").get("reason") == "RolledBack",
+             timeout=120)
+    print(f"rolled back {time.monotonic() - t0:.1f}s after the bad update (progress deadline 10s)")
+    deployment = get("deployment", "roll", namespace)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == WEB_IMAGE  # type: ignore[index]
+    wait_for("the healthy image running and ready again", lambda: [
+        p for p in pods(namespace, "roll") if p["spec"]["containers"][0]["image"] == WEB_IMAGE
+        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])], timeout=90)
+    assert get("app", "roll", namespace)["status"]["lastHealthyRevision"] == healthy  # type: ignore[index]
+
+
+def test_operator_replacement_resumes_and_repairs(incluster: Release, namespace: str) -> None:
+    apply(real_app("again", ports=WEB["ports"]), namespace)
+    wait_ready("again", namespace, timeout=120)
+    [old] = incluster.operator_pods()
+    kubectl("delete", "pod", old["metadata"]["name"], "-n", incluster.namespace, "--grace-period=0", "--force")
+    new = wait_for("a new operator pod Ready", lambda: [
+        p for p in incluster.operator_pods() if p["metadata"]["name"] != old["metadata"]["name"]
+        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])], timeout=120)
+    kubectl("delete", "service", "again", "-n", namespace)
+    wait_for("the Service repaired by the new operator pod", lambda: (get("app", "again", namespace) or {})
+             .get("status", {}).get("repairs", {}).get("lastReason") == "ServiceDeleted", timeout=60)
+    assert get("service", "again", namespace) is not None
+    logs = kubectl("logs", "-n", incluster.namespace, new[0]["metadata"]["name"]).stdout
+    assert f"reconciled {namespace}/again: created Service again" in logs
+
+
+def test_helm_test_passes(incluster: Release) -> None:
+    from .conftest import helm
+
+    out = helm("test", "appkeeper", "-n", incluster.namespace, "--timeout", "120s")
+    assert "Phase:          Succeeded" in out.stdout, out.stdout
+

@@ -1,0 +1,98 @@
+"""Network safety of the real node, checked while it runs: pod and Service addresses cannot leave the
+machine, nothing listens on the external interface, pods resolve cluster names only."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+import uuid
+
+import pytest
+
+from ..conftest import kubectl, wait_for
+from .conftest import ON_REAL_NODE, WEB_IMAGE, localcluster, realnode
+
+# Every process the local cluster starts.
+CLUSTER_PROCESSES = {"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok", "metrics-server",
+                     "containerd", "kubelet", "kube-proxy", "coredns"}
+
+
+def test_guards_drop_cluster_ranges_off_the_machine(real_node: str) -> None:
+    rules = subprocess.run(["nft", "list", "table", "inet", realnode.GUARD_TABLE], capture_output=True, text=True,
+                           check=True).stdout
+    assert "hook postrouting" in rules
+    ranges = f"{{ {realnode.CLUSTER_CIDR}, {realnode.SERVICE_CIDR} }}"
+    keep = f'oifname {{ "lo", "{realnode.BRIDGE}" }}'
+    # To the pod or Service ranges: only through loopback or the cluster's bridge; else dropped.
+    assert f"ip daddr {ranges} {keep} accept" in rules
+    assert re.search(rf"ip daddr {re.escape(ranges)} counter packets \d+ bytes \d+ drop", rules)
+    # From the pod range: likewise.
+    assert f"ip saddr {realnode.CLUSTER_CIDR} {keep} accept" in rules
+    assert re.search(rf"ip saddr {re.escape(realnode.CLUSTER_CIDR)} counter packets \d+ bytes \d+ drop", rules)
+    # The bridge does not masquerade pod traffic out of the machine.
+    conf = json.loads(next((localcluster.STATE / "realnode" / "cni").glob("*.conflist")).read_text())
+    assert conf["plugins"][0]["ipMasq"] is False
+
+
+def test_nothing_listens_on_the_external_interface(real_node: str) -> None:
+    out = subprocess.run(["ss", "-H", "-l", "-n", "-t", "-u", "-p"], capture_output=True, text=True,
+                         check=True).stdout
+    allowed = {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address(realnode.BRIDGE_IP)}
+    seen, wrong = 0, []
+    for line in out.splitlines():
+        procs = set(re.findall(r'\(\("([^"]+)"', line))
+        if not procs & CLUSTER_PROCESSES:
+            continue
+        seen += 1
+        local = line.split()[4]
+        host = local.rsplit(":", 1)[0].strip("[]").split("%")[0]
+        if host == "*" or ipaddress.ip_address(host) not in allowed:
+            wrong.append(line)
+    assert seen >= 10, out  # the API server, kubelet, CoreDNS, etcd, ... were found
+    assert wrong == [], "\n".join(wrong)
+
+
+@pytest.fixture
+def probe_pod(real_node: str, namespace: str) -> str:
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {**ON_REAL_NODE, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never"}]}}))
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=90s")
+    return name
+
+
+def test_pods_resolve_cluster_names_and_nothing_else(probe_pod: str, namespace: str) -> None:
+    resolv = kubectl("exec", "-n", namespace, probe_pod, "--", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {realnode.BRIDGE_IP}" in resolv
+    assert f"search {namespace}.svc.cluster.local" in resolv
+    found = kubectl("exec", "-n", namespace, probe_pod, "--", "nslookup", "kubernetes.default.svc.cluster.local")
+    assert "10.96.0.1" in found.stdout
+    outside = kubectl("exec", "-n", namespace, probe_pod, "--", "nslookup", "example.com", check=False)
+    assert outside.returncode != 0
+    assert "NXDOMAIN" in outside.stdout + outside.stderr
+
+
+def test_dns_policy_default_goes_nowhere(real_node: str, namespace: str) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hostdns"},
+        "spec": {**ON_REAL_NODE, "dnsPolicy": "Default", "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never"}]}}))
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/hostdns", "--timeout=90s")
+    resolv = kubectl("exec", "-n", namespace, "hostdns", "--", "cat", "/etc/resolv.conf").stdout
+    servers = re.findall(r"^nameserver\s+(\S+)", resolv, re.M)
+    assert servers == ["127.0.0.1"], resolv  # inside the pod's own network namespace: nothing there
+
+
+def test_the_real_node_takes_only_pods_that_ask(real_node: str, namespace: str) -> None:
+    node = json.loads(kubectl("get", "node", real_node, "-o", "json").stdout)
+    assert {"key": realnode.LABEL, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
+    assert node["metadata"]["labels"][realnode.LABEL] == "true"
+    assert node["status"]["addresses"][0] == {"type": "InternalIP", "address": realnode.BRIDGE_IP}
+    kubectl("run", "anywhere", "-n", namespace, "--image=nginx:1.27", "--restart=Never")
+    placed = wait_for("pod scheduled", lambda: json.loads(kubectl(
+        "get", "pod", "anywhere", "-n", namespace, "-o", "json").stdout)["spec"].get("nodeName"))
+    assert placed.startswith("kwok-node-")
