@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: the local cluster, the Helm chart, the operator (running out of cluster with the
-# chart's ServiceAccount token: KWOK pods run no containers), and an example App shown Ready.
+# `make demo`: the local cluster, the Helm chart, the operator, and an example App shown Ready.
+# With the real node (root), the operator runs in-cluster from the image built here; without it,
+# out of cluster with the chart's ServiceAccount token (KWOK pods run no containers).
 # `make demo-down` stops the operator and the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,17 +18,7 @@ down() {
   python3 hack/localcluster.py down
 }
 
-up() {
-  mkdir -p "$state"
-  say "local cluster (builds the pinned binaries on first run; see hack/versions.env)"
-  eval "$(python3 hack/localcluster.py up)"
-  kubectl get nodes
-
-  say "helm install appkeeper charts/appkeeper"
-  helm upgrade --install appkeeper charts/appkeeper -n appkeeper-system --create-namespace --wait=false
-  kubectl wait --for=condition=Established crd/apps.appkeeper.dev --timeout=60s
-
-  say "the operator, as the chart's ServiceAccount (TokenRequest)"
+out_of_cluster_operator() {
   if [[ -f $state/operator.pid ]] && kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
     kill "$(cat "$state/operator.pid")"
   fi
@@ -43,6 +34,30 @@ up() {
   echo $! >"$state/operator.pid"
   for _ in $(seq 1 100); do curl -fs localhost:18081/healthz >/dev/null && break; sleep 0.2; done
   echo "operator pid $(cat "$state/operator.pid"), log $state/operator.log, metrics http://localhost:18080/metrics"
+}
+
+up() {
+  mkdir -p "$state"
+  say "local cluster (builds the pinned binaries on first run; see hack/versions.env)"
+  eval "$(python3 hack/localcluster.py up)"
+  kubectl get nodes
+
+  say "helm install appkeeper charts/appkeeper"
+  helm upgrade --install appkeeper charts/appkeeper -n appkeeper-system --create-namespace --wait=false
+  kubectl wait --for=condition=Established crd/apps.appkeeper.dev --timeout=60s
+
+  if kubectl get node realnode-0 >/dev/null 2>&1; then
+    say "the operator in-cluster, on the real node: image built here (make image), helm upgrade with it"
+    .venv/bin/python hack/images.py import operator
+    kubectl label namespace appkeeper-system --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+    helm upgrade appkeeper charts/appkeeper -n appkeeper-system --wait --timeout 180s \
+      --set image.pullPolicy=Never --set-string 'nodeSelector.appkeeper\.dev/real-node=true' \
+      --set 'tolerations[0].key=appkeeper.dev/real-node' --set 'tolerations[0].operator=Exists'
+    kubectl -n appkeeper-system get pods -o wide
+  else
+    say "the operator, as the chart's ServiceAccount (TokenRequest); no real node, so out of cluster"
+    out_of_cluster_operator
+  fi
 
   say "kubectl apply -f examples/shop.yaml"
   kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null

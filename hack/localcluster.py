@@ -373,6 +373,8 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str, host: str)
         "--authorization-mode=Node,RBAC",
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        # Dial kubelets by address: a node's hostname would be looked up in the machine's resolver.
+        "--kubelet-preferred-address-types=InternalIP",
         f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
         f"--service-account-key-file={pki / 'sa.pub'}",

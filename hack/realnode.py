@@ -34,7 +34,8 @@ LABEL = "appkeeper.dev/real-node"  # label and NoSchedule taint: only pods that 
 PAUSE_IMAGE = "appkeeper.local/pause:3.10"
 GUARD_TABLE = "appkeeper_guard"
 CGROUP_PARENT = "appkeeper"  # kubelet's cgroupRoot: every pod's cgroup lives under it
-RUN_DIR = Path("/run/appkeeper-realnode")  # containerd's state and socket (a tmpfs path, short)
+# containerd's state and socket, the kubelet's root: a short path (unix sockets live under it).
+RUN_DIR = Path("/run/appkeeper-realnode")
 PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
 # Debian packages the real node needs, by the command that shows each is installed.
 PACKAGES = {"containerd": "containerd", "runc": "runc", "/usr/lib/cni/bridge": "containernetworking-plugins",
@@ -303,7 +304,7 @@ def containerd_argv(state: Path) -> list[str]:
 
 def kubelet_argv(bins: Path, state: Path) -> list[str]:
     return [str(bins / "kubelet"), f"--config={state / 'realnode' / 'kubelet.yaml'}",
-            f"--kubeconfig={state / 'kubelet.kubeconfig'}", f"--root-dir={state / 'realnode' / 'kubelet'}",
+            f"--kubeconfig={state / 'kubelet.kubeconfig'}", f"--root-dir={RUN_DIR / 'kubelet'}",
             f"--hostname-override={NODE_NAME}", f"--node-ip={BRIDGE_IP}",
             f"--node-labels={LABEL}=true", "--v=1"]
 

@@ -73,7 +73,6 @@ def test_archive_is_an_oci_layout_containerd_can_import(tmp_path: Path) -> None:
     [layer] = manifest["layers"]
     blob = read(out, f"blobs/sha256/{layer['digest'].removeprefix('sha256:')}")
     assert len(blob) == layer["size"]
-
     assert cfg["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()]
     # Same inputs, same image.
     again = ociimage.write_archive(tmp_path / "again.tar", "example.local/tool:1", [ociimage.layer_tar(root)], config)

@@ -23,14 +23,17 @@ def test_guards_drop_cluster_ranges_off_the_machine(real_node: str) -> None:
     rules = subprocess.run(["nft", "list", "table", "inet", realnode.GUARD_TABLE], capture_output=True, text=True,
                            check=True).stdout
     assert "hook postrouting" in rules
-    ranges = f"{{ {realnode.CLUSTER_CIDR}, {realnode.SERVICE_CIDR} }}"
     keep = f'oifname {{ "lo", "{realnode.BRIDGE}" }}'
+    cidrs = f"({re.escape(realnode.CLUSTER_CIDR)}|{re.escape(realnode.SERVICE_CIDR)})"
+    ranges = rf"\{{ {cidrs}, {cidrs} \}}"
     # To the pod or Service ranges: only through loopback or the cluster's bridge; else dropped.
-    assert f"ip daddr {ranges} {keep} accept" in rules
-    assert re.search(rf"ip daddr {re.escape(ranges)} counter packets \d+ bytes \d+ drop", rules)
+    assert re.search(rf"ip daddr {ranges} {re.escape(keep)} accept\n\s*ip daddr {ranges} counter packets \d+ "
+                     r"bytes \d+ drop", rules), rules
+    assert {realnode.CLUSTER_CIDR, realnode.SERVICE_CIDR} <= set(re.findall(r"ip daddr \{ ([^,]+),", rules)
+                                                                  + re.findall(r"ip daddr \{ [^,]+, ([^ ]+) \}", rules))
     # From the pod range: likewise.
-    assert f"ip saddr {realnode.CLUSTER_CIDR} {keep} accept" in rules
-    assert re.search(rf"ip saddr {re.escape(realnode.CLUSTER_CIDR)} counter packets \d+ bytes \d+ drop", rules)
+    assert re.search(rf"ip saddr {re.escape(realnode.CLUSTER_CIDR)} {re.escape(keep)} accept\n\s*"
+                     rf"ip saddr {re.escape(realnode.CLUSTER_CIDR)} counter packets \d+ bytes \d+ drop", rules), rules
     # The bridge does not masquerade pod traffic out of the machine.
     conf = json.loads(next((localcluster.STATE / "realnode" / "cni").glob("*.conflist")).read_text())
     assert conf["plugins"][0]["ipMasq"] is False
