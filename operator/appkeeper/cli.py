@@ -45,6 +45,8 @@ def configure_logging(fmt: str, level: str) -> None:
     # kopf logs every handled watch event; our own logs say what was done.
     logging.getLogger("kopf").setLevel(max(logging.INFO, root.level))
     logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, root.level))
+    # One line per liveness/readiness probe would drown the log.
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
 
 
 def parser() -> argparse.ArgumentParser:
