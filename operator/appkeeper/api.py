@@ -166,6 +166,11 @@ class App:
     status: Json = field(default_factory=dict)
     deleting: bool = False
 
+    @property
+    def ref(self) -> Json:
+        """Name, namespace and uid: what an Event's involvedObject needs."""
+        return {"name": self.name, "namespace": self.namespace, "uid": self.uid}
+
 
 def parse_app(body: Json) -> App:
     """Body (as the API returns it) -> App. Raises SpecError naming the offending field."""

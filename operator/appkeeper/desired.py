@@ -22,18 +22,6 @@ ANN_RETAINED_FROM = "appkeeper.dev/retained-from"
 CONTAINER_DEFAULT_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False}
 POD_DEFAULT_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 
-# kind -> apiVersion, for every kind of child an App can own.
-CHILD_KINDS: dict[str, str] = {
-    "Deployment": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "Service": "v1",
-    "PersistentVolumeClaim": "v1",
-    "Ingress": "networking.k8s.io/v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2",
-    "PodDisruptionBudget": "policy/v1",
-}
-
-
 @dataclass(frozen=True)
 class Replicas:
     """How many pods the workload runs, and why."""
@@ -97,23 +85,6 @@ def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:
     if window is not None and floor > spec.replicas:
         return Replicas(floor, f"Schedule:{window.name}")
     return Replicas(spec.replicas, "Spec")
-
-
-def build_children(app: App, now: datetime, template_override: Json | None = None) -> list[Json]:
-    """Every child the App asks for, workload first. `template_override` replaces the pod
-    template (a rollback to the last healthy revision)."""
-    spec = app.spec
-    children = [build_workload(app, workload_replicas(spec, now).count, template_override)]
-    if spec.ports and spec.service.type != "None":
-        children.append(build_service(app))
-    children += [build_claim(app, v) for v in spec.volumes if v.persistent and not v.persistent.per_replica]
-    if spec.ingress is not None:
-        children.append(build_ingress(app))
-    if spec.autoscaling is not None and not spec.suspend:
-        children.append(build_hpa(app, now))
-    if spec.disruption is not None:
-        children.append(build_pdb(app))
-    return children
 
 
 def build_workload(app: App, replicas: int, template_override: Json | None = None) -> Json:

@@ -15,8 +15,9 @@ import kopf
 
 from . import metrics
 from .api import GROUP, PLURAL, VERSION, Json
-from .desired import CHILD_KINDS, LABEL_APP
-from .kube import PLURALS, Kube, load_configuration
+from .desired import LABEL_APP
+from .kinds import CHILDREN
+from .kube import Kube, load_configuration
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
 from .workqueue import WorkQueue
@@ -113,9 +114,8 @@ async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
         rt.queue.add(owner)
 
 
-for _kind, _api_version in CHILD_KINDS.items():
-    _group, _, _version = _api_version.rpartition("/")
-    kopf.on.event(_group, _version, PLURALS[_kind], id=f"child-{_kind}",
+for _kind in CHILDREN:
+    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural, id=f"child-{_kind.kind}",
                   labels={LABEL_APP: kopf.PRESENT})(child_event)
 
 

@@ -12,21 +12,9 @@ import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
-from .api import API_VERSION, PLURAL, Json
+from .api import API_VERSION, Json
 from .desired import MANAGER
-
-PLURALS: dict[str, str] = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "ReplicaSet": "replicasets",
-    "Service": "services",
-    "PersistentVolumeClaim": "persistentvolumeclaims",
-    "Ingress": "ingresses",
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "PodDisruptionBudget": "poddisruptionbudgets",
-    "Event": "events",
-    "App": PLURAL,
-}
+from .kinds import PLURALS
 
 
 class ApiError(Exception):
@@ -40,8 +28,12 @@ class ApiError(Exception):
 
     @property
     def permanent(self) -> bool:
-        """Retrying the same request cannot help (invalid object, forbidden, ...)."""
-        return self.status in (400, 403, 404, 405, 409, 413, 415, 422)
+        """Retrying the same request cannot help (invalid object, forbidden, ...). A conflict (409)
+        is worth retrying: the next attempt reads the newer version. A 500 that says the object does
+        not fit the schema will say so again."""
+        if self.status == 500 and "failed to create typed patch object" in self.message:
+            return True
+        return self.status in (400, 403, 404, 405, 413, 415, 422)
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:

@@ -113,7 +113,7 @@ EXPECTED_NAMESPACED = {
     ("horizontalpodautoscalers.autoscaling", ("get", "list", "watch", "create", "update", "patch", "delete")),
     ("poddisruptionbudgets.policy", ("get", "list", "watch", "create", "update", "patch", "delete")),
     ("pods", ("get", "list", "watch")),
-    ("events", ("create",)),
+    ("events", ("create", "patch")),
 }
 # What every authenticated identity may do (system:basic-user and friends).
 BASELINE = {"selfsubjectreviews.authentication.k8s.io", "selfsubjectaccessreviews.authorization.k8s.io",

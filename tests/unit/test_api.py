@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from appkeeper.api import SpecError, parse_app, parse_spec
-from appkeeper.desired import build_children
+from appkeeper.kinds import build_children
 
 from .conftest import NOW, app_body
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from appkeeper.api import parse_app
-from appkeeper.desired import ANN_HASH, build_children, labels, workload_replicas
+from appkeeper.desired import ANN_HASH, labels, workload_replicas
+from appkeeper.kinds import build_children
 
 from .conftest import NOW, app_body
 

@@ -57,5 +57,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 {{- end -}}

@@ -1,0 +1,111 @@
+"""Carrying out drift.decide's Actions on the App's children, and pruning those the spec no
+longer asks for. Every write is a server-side apply with field manager `appkeeper`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from . import metrics
+from .api import App, Json
+from .claims import release_claim, retained
+from .deps import Deps, TransientError
+from .desired import ANN_HASH, child_key
+from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide
+from .fields import owned_fields, restore_lists, uncovered_lists
+from .kinds import CHILD_KINDS
+from .kube import ApiError
+from .status import Observed, Problem
+from .store import ChildKey
+
+log = logging.getLogger("appkeeper.reconcile")
+
+
+@dataclass
+class Outcome:
+    requeue_after: float | None = None
+    repairs: list[str] = field(default_factory=list)
+
+
+def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, outcome: Outcome) -> None:
+    kind, name = child_key(obj)
+    mem_key = ((app.namespace, app.name), (kind, name))
+    if seen is None:
+        # The watch may not have listed it yet: ask before calling it deleted.
+        seen = deps.kube.get(obj["apiVersion"], kind, app.namespace, name)
+        if seen is not None:
+            deps.store.put_child(seen)
+    listed = {"kind": kind, "name": name} in (app.status.get("children") or [])
+    action = decide(obj, seen, deps.applied.get(mem_key), Owner(app.name, app.uid), listed)
+    if isinstance(action, Skip):
+        if action.remember is not None:
+            deps.applied[mem_key] = action.remember
+        return
+    if isinstance(action, Conflict):
+        message = f"{kind} {name} exists and is not owned by this App (owner: {action.owner}); not changing it"
+        obs.problems.append(Problem("ChildConflict", message))
+        deps.recorder.post(app.ref, "Warning", "ChildConflict", message)
+        return
+    result = write(deps, obj, seen, action, obs)
+    if result is None:
+        return
+    deps.store.put_child(result)
+    deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], owned_fields(result) or {})
+    record(deps, app, kind, name, action, outcome)
+
+
+def write(deps: Deps, obj: Json, seen: Json | None, action: Action, obs: Observed) -> Json | None:
+    """Applies `obj`; None (and a problem for status) when the API server refuses it for good."""
+    kind, name = child_key(obj)
+    try:
+        try:
+            return deps.kube.apply(obj)
+        except ApiError as e:
+            if not (e.status == 422 and seen is not None and isinstance(action, Repair)):
+                raise
+            # A list entry someone else re-keyed (a Service port renumbered) cannot be taken
+            # back by apply alone: put our value of those lists back first, then apply.
+            deps.kube.replace(restore_lists(seen, obj, action.lost or uncovered_lists(seen, obj)))
+            return deps.kube.apply(obj)
+    except ApiError as e:
+        metrics.APPLY_ERRORS.labels(kind).inc()
+        if not e.permanent:
+            raise TransientError(str(e)) from e
+        obs.problems.append(Problem(f"{kind}Rejected", f"the API server rejected {kind} {name}: {e.message}"))
+        return None
+
+
+def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: Outcome) -> None:
+    metrics.APPLIES.labels(kind).inc()
+    where = f"{app.namespace}/{app.name}"
+    if isinstance(action, Repair):
+        outcome.repairs.append(action.reason)
+        metrics.REPAIRS.labels(action.reason).inc()
+        deps.recorder.post(app.ref, "Warning", "Repaired", action.detail)
+        log.info("repaired %s: %s", where, action.detail)
+    elif isinstance(action, Create):
+        deps.recorder.post(app.ref, "Normal", "Created", f"created {kind} {name}")
+        log.info("reconciled %s: created %s %s", where, kind, name)
+    elif isinstance(action, Apply) and action.reason == "Adopted":
+        deps.recorder.post(app.ref, "Normal", "Adopted", f"adopted {kind} {name} (it asked to be)")
+        log.info("reconciled %s: adopted %s %s", where, kind, name)
+    else:
+        log.info("reconciled %s: applied %s %s", where, kind, name)
+
+
+def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[ChildKey]) -> None:
+    for (kind, name), obj in observed.items():
+        if (kind, name) in wanted or kind not in CHILD_KINDS:
+            continue
+        if not any(ref.get("uid") == app.uid for ref in obj["metadata"].get("ownerReferences") or []):
+            continue
+        if retained(kind, obj):
+            release_claim(deps, app, obj)
+            continue
+        try:
+            deps.kube.delete(CHILD_KINDS[kind], kind, app.namespace, name, uid=obj["metadata"].get("uid"))
+        except ApiError as e:
+            if e.status != 409:  # 409: a precondition on a newer incarnation; the watch will tell
+                raise TransientError(str(e)) from e
+        deps.applied.pop(((app.namespace, app.name), (kind, name)), None)
+        deps.recorder.post(app.ref, "Normal", "Deleted", f"deleted {kind} {name}: the spec no longer asks for it")

@@ -1,0 +1,112 @@
+"""Pure: what to do with one child, given what the App declares, what the cluster holds and what
+this process last applied. Every decision the reconciler makes about a child is here, as an
+Action; the reconciler only carries it out.
+
+    Create     it does not exist, and never did as far as status knows
+    Apply      it exists and is ours (or consents to adoption); the declared content changed
+    Repair     someone else deleted it or took fields we own; put it back (counted, an Event)
+    Conflict   it exists and is not ours: never written; the App says who owns it
+    Skip       nothing to do (optionally: remember what an earlier run of the operator applied)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .api import Json
+from .desired import ANN_HASH, ANN_RETAINED_FROM
+from .fields import covers, lost_fields, owned_fields
+
+ANN_ADOPT = "appkeeper.dev/adopt"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What our last apply of a child left: its input hash and the fields we then owned."""
+
+    hash: str
+    fields: Json
+
+
+@dataclass(frozen=True)
+class Create:
+    pass
+
+
+@dataclass(frozen=True)
+class Apply:
+    reason: str  # Changed | Adopted
+
+
+@dataclass(frozen=True)
+class Repair:
+    reason: str  # <Kind>Deleted | <Kind>Drift
+    detail: str  # for a person: what happened, what we did
+    lost: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    owner: str  # "Deployment web (controller)", "no owner", ...
+
+
+@dataclass(frozen=True)
+class Skip:
+    remember: Applied | None = None  # adopt the record of an earlier operator run
+
+
+Action = Create | Apply | Repair | Conflict | Skip
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The App a child belongs to."""
+
+    name: str
+    uid: str
+
+
+def ownership(observed: Json, app: Owner) -> str | None:
+    """None when `app` may write `observed`; otherwise who holds it, for the message."""
+    meta = observed.get("metadata", {})
+    refs = meta.get("ownerReferences") or []
+    if any(r.get("uid") == app.uid for r in refs):
+        return None
+    if refs:
+        ref = next((r for r in refs if r.get("controller")), refs[0])
+        role = "controller" if ref.get("controller") else "owner"
+        return f"{ref.get('kind')} {ref.get('name')} ({role}, uid {ref.get('uid')})"
+    annotations = meta.get("annotations") or {}
+    # Whoever may write the object consents to adoption; a claim we released comes home.
+    if annotations.get(ANN_ADOPT) == app.name or annotations.get(ANN_RETAINED_FROM) == app.name:
+        return None
+    return "no owner"
+
+
+def decide(desired: Json, observed: Json | None, applied: Applied | None, app: Owner, listed: bool) -> Action:
+    """`listed`: status.children names this child, so its absence means someone deleted it."""
+    kind, name = desired["kind"], desired["metadata"]["name"]
+    want = desired["metadata"]["annotations"][ANN_HASH]
+    if observed is None:
+        if listed:
+            return Repair(f"{kind}Deleted", f"{kind} {name} was deleted; recreated it")
+        return Create()
+    holder = ownership(observed, app)
+    if holder is not None:
+        return Conflict(holder)
+    if not any(r.get("uid") == app.uid for r in observed["metadata"].get("ownerReferences") or []):
+        return Apply("Adopted")
+    if applied is not None and applied.hash == want:
+        lost = lost_fields(applied.fields, owned_fields(observed))
+        if not lost:
+            return Skip()
+        return Repair(f"{kind}Drift", f"{kind} {name} was changed by someone else ({', '.join(lost[:5])}); "
+                                      "put it back", lost)
+    if observed["metadata"].get("annotations", {}).get(ANN_HASH) == want:
+        # Applied by an earlier run of the operator: take over its record if it still holds what
+        # we declare; else someone changed it meanwhile.
+        mine = owned_fields(observed)
+        if mine is not None and covers(observed, desired):
+            return Skip(Applied(want, mine))
+        return Repair(f"{kind}Drift", f"{kind} {name} was changed by someone else; put it back")
+    return Apply("Changed")

@@ -1,0 +1,112 @@
+"""One table of every kind appkeeper touches: the children it owns and writes, and what it only
+reads. Whatever lists kinds derives from here: the URL plurals (kube.py), the watches (handlers.py),
+the children an App implies (`build_children`), the RBAC rules the chart must grant (a unit test
+compares them with `helm template`), and the children table of docs/reference.md.
+
+Adding a child kind: one row here, one builder in desired.py, its golden file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .api import API_VERSION, GROUP, PLURAL, App, Json
+from .desired import (
+    build_claim,
+    build_hpa,
+    build_ingress,
+    build_pdb,
+    build_service,
+    build_workload,
+    workload_replicas,
+)
+
+WRITE = ("get", "list", "watch", "create", "update", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder needs besides the App: the clock, and a pod template to run instead of the
+    spec's (a rollback to the last healthy revision)."""
+
+    now: datetime
+    template_override: Json | None = None
+
+
+Builder = Callable[[App, BuildContext], list[Json]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    api_version: str
+    plural: str
+    verbs: tuple[str, ...]
+    watched: bool = False  # a label-filtered watch keeps the store up to date
+    build: Builder | None = None  # set for children: the objects of this kind the App implies
+    name: str = "<app>"  # how a child is named, for the docs
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def child(self) -> bool:
+        return self.build is not None
+
+
+def _workload(kind: str) -> Builder:
+    def build(app: App, ctx: BuildContext) -> list[Json]:
+        if ("StatefulSet" if app.spec.is_stateful else "Deployment") != kind:
+            return []
+        return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override)]
+    return build
+
+
+KINDS: tuple[Kind, ...] = (
+    # Children, the workload first.
+    Kind("Deployment", "apps/v1", "deployments", WRITE, watched=True, build=_workload("Deployment")),
+    Kind("StatefulSet", "apps/v1", "statefulsets", WRITE, watched=True, build=_workload("StatefulSet")),
+    Kind("Service", "v1", "services", WRITE, watched=True,
+         build=lambda app, _: [build_service(app)] if app.spec.ports and app.spec.service.type != "None" else []),
+    Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims", WRITE, watched=True, name="<app>-<volume>",
+         build=lambda app, _: [build_claim(app, v) for v in app.spec.volumes
+                               if v.persistent and not v.persistent.per_replica]),
+    Kind("Ingress", "networking.k8s.io/v1", "ingresses", WRITE, watched=True,
+         build=lambda app, _: [build_ingress(app)] if app.spec.ingress is not None else []),
+    Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", WRITE, watched=True,
+         build=lambda app, ctx: [build_hpa(app, ctx.now)]
+         if app.spec.autoscaling is not None and not app.spec.suspend else []),
+    Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", WRITE, watched=True,
+         build=lambda app, _: [build_pdb(app)] if app.spec.disruption is not None else []),
+    # Read, never written: pods say why an App cannot run; ReplicaSets hold rollback templates.
+    Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
+    Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),
+    Kind("Event", "v1", "events", ("create", "patch")),  # patch: a repeat bumps the count
+    # The App itself (its watch is registered on its own).
+    Kind("App", API_VERSION, PLURAL, ("get", "list", "watch", "patch")),
+)
+# Subresources of the App: status is patched; finalizers are updated (owner references to an App
+# with blockOwnerDeletion need it).
+SUBRESOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (GROUP, f"{PLURAL}/status", ("patch",)),
+    (GROUP, f"{PLURAL}/finalizers", ("update",)),
+)
+
+BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
+CHILDREN: tuple[Kind, ...] = tuple(k for k in KINDS if k.child)
+CHILD_KINDS: dict[str, str] = {k.kind: k.api_version for k in CHILDREN}
+PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
+
+
+def build_children(app: App, now: datetime, template_override: Json | None = None) -> list[Json]:
+    """Every child the App asks for, workload first."""
+    ctx = BuildContext(now, template_override)
+    return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
+
+
+def rbac_rules() -> set[tuple[str, str, tuple[str, ...]]]:
+    """(apiGroup, resource, verbs) the operator needs, one entry per resource."""
+    rules = {(k.group, k.plural, k.verbs) for k in KINDS}
+    return rules | set(SUBRESOURCES)

@@ -1,0 +1,308 @@
+"""The real Reconciler, driven against the in-memory fake API (fakekube.py): create, change, repair,
+prune, retention, pause, rollback, conflict, adoption, restart, retries. The fake stands in for the
+API server only here; the e2e suite is the judge of what the API server does."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from appkeeper.api import Json
+from appkeeper.reconcile import Reconciler, TransientError
+from appkeeper.store import Store
+
+from .conftest import NOW, app_body
+from .fakekube import FakeKube
+
+NS = "demo"
+WEB = {"replicas": 2, "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80}]}
+
+
+class World:
+    """The fake API, the store its 'watches' fill, and the Reconciler under test."""
+
+    def __init__(self) -> None:
+        self.kube = FakeKube()
+        self.store = Store()
+        self.now = NOW
+        self.reconciler = self.restart()
+
+    def restart(self) -> Reconciler:
+        """A new operator process: same cluster, nothing remembered."""
+        self.reconciler = Reconciler(self.kube, self.store, clock=lambda: self.now)  # type: ignore[arg-type]
+        return self.reconciler
+
+    def put_app(self, name: str = "shop", **spec: Any) -> Json:
+        body = app_body(name, NS, **spec)
+        held = self.kube.obj("App", NS, name)
+        if held is None:
+            del body["metadata"]["uid"], body["metadata"]["resourceVersion"]
+            return self.kube.create(body)
+        held["spec"] = body["spec"]
+        held["metadata"]["generation"] += 1
+        return held
+
+    def reconcile(self, name: str = "shop") -> Any:
+        self.kube.sync(self.store)
+        self.kube.calls.clear()
+        outcome = self.reconciler.reconcile((NS, name))
+        self.kube.sync(self.store)
+        return outcome
+
+    def app(self, name: str = "shop") -> Json:
+        obj = self.kube.obj("App", NS, name)
+        assert obj is not None
+        return obj
+
+    def status(self, name: str = "shop") -> Json:
+        return dict(self.app(name).get("status") or {})
+
+    def condition(self, type_: str, name: str = "shop") -> Json:
+        return next(c for c in self.status(name)["conditions"] if c["type"] == type_)
+
+    def child(self, kind: str, name: str = "shop") -> Json:
+        obj = self.kube.obj(kind, NS, name)
+        assert obj is not None, f"{kind} {name} missing"
+        return obj
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(o["reason"], o["message"]) for (k, _, _), o in self.kube.objects.items() if k == "Event"]
+
+
+@pytest.fixture
+def w() -> World:
+    return World()
+
+
+def test_create_builds_every_child_owned_by_the_app(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    uid = w.app()["metadata"]["uid"]
+    for kind in ("Deployment", "Service"):
+        refs = w.child(kind)["metadata"]["ownerReferences"]
+        assert [r["uid"] for r in refs] == [uid]
+    assert w.status()["children"] == [{"kind": "Deployment", "name": "shop"}, {"kind": "Service", "name": "shop"}]
+    assert w.status()["phase"] == "Pending"
+    assert ("Created", "created Deployment shop") in w.events()
+
+
+def test_a_resync_with_nothing_changed_writes_nothing(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.reconcile()
+    assert w.kube.writes() == []
+
+
+def test_a_spec_change_is_applied_and_is_not_a_repair(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.put_app(**dict(WEB, image="nginx:1.28", replicas=3))
+    w.reconcile()
+    spec = w.child("Deployment")["spec"]
+    assert spec["replicas"] == 3
+    assert spec["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
+    assert w.status()["repairs"]["count"] == 0
+    assert w.status()["observedGeneration"] == w.app()["metadata"]["generation"]
+
+
+def test_a_deleted_child_is_recreated_and_counted(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.kube.remove("Service", NS, "shop")
+    w.reconcile()
+    assert w.child("Service")
+    assert w.status()["repairs"]["count"] == 1
+    assert w.status()["repairs"]["lastReason"] == "ServiceDeleted"
+
+
+def test_a_field_taken_by_someone_else_is_put_back(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.kube.edit("Deployment", NS, "shop", ["spec", "replicas"], 7)
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["replicas"] == 2
+    assert w.status()["repairs"]["lastReason"] == "DeploymentDrift"
+    assert any(r == "Repaired" and "spec.replicas" in m for r, m in w.events())
+
+
+def test_what_the_spec_no_longer_asks_for_is_pruned(w: World) -> None:
+    w.put_app(**dict(WEB, disruption={"minAvailable": 1}))
+    w.reconcile()
+    assert w.child("PodDisruptionBudget")
+    w.put_app(**WEB)
+    w.reconcile()
+    assert w.kube.obj("PodDisruptionBudget", NS, "shop") is None
+    assert ("delete", "PodDisruptionBudget", "shop") in w.kube.writes()
+
+
+def test_a_retained_claim_outlives_the_app(w: World) -> None:
+    w.put_app(volumes=[{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}])
+    w.reconcile()
+    assert "appkeeper.dev/retain-volumes" in w.app()["metadata"]["finalizers"]
+    w.reconcile()
+    w.app()["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    w.reconcile()
+    claim = w.child("PersistentVolumeClaim", "shop-data")
+    assert not claim["metadata"].get("ownerReferences")
+    assert claim["metadata"]["annotations"]["appkeeper.dev/retained-from"] == "shop"
+    assert w.kube.obj("App", NS, "shop") is None  # finalizer removed: the App went
+    assert w.kube.obj("Deployment", NS, "shop") is None  # garbage-collected with it
+
+
+def test_a_released_claim_comes_home_to_a_new_app_of_that_name(w: World) -> None:
+    test_a_retained_claim_outlives_the_app(w)
+    w.put_app(volumes=[{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}])
+    w.reconcile()
+    claim = w.child("PersistentVolumeClaim", "shop-data")
+    assert [r["uid"] for r in claim["metadata"]["ownerReferences"]] == [w.app()["metadata"]["uid"]]
+
+
+def test_paused_changes_nothing_and_says_so(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.kube.edit("Deployment", NS, "shop", ["spec", "replicas"], 7)
+    w.put_app(**dict(WEB, paused=True))
+    w.reconcile()
+    assert [c for c in w.kube.writes() if c[1] != "App"] == []
+    assert w.child("Deployment")["spec"]["replicas"] == 7
+    assert w.status()["phase"] == "Paused"
+
+
+def ready(w: World, revision: str) -> None:
+    """The Deployment controller's view: fully rolled out at `revision`."""
+    d = w.child("Deployment")
+    d["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = revision
+    d["status"] = {"observedGeneration": d["metadata"]["generation"], "replicas": 2, "readyReplicas": 2,
+                   "updatedReplicas": 2, "availableReplicas": 2}
+
+
+def test_a_rollout_past_its_deadline_goes_back_to_the_healthy_revision(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    ready(w, "1")
+    good = copy.deepcopy(w.child("Deployment")["spec"]["template"])
+    w.kube.create({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                   "metadata": {"name": "shop-1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"},
+                                "annotations": {"deployment.kubernetes.io/revision": "1"}},
+                   "spec": {"template": good}})
+    w.reconcile()
+    assert w.status()["lastHealthyRevision"] == "1"
+    w.put_app(**dict(WEB, image="nginx:broken"))
+    w.reconcile()
+    d = w.child("Deployment")
+    d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+    d["status"]["conditions"] = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert w.condition("Degraded")["reason"] == "RolledBack"
+    assert any(r == "RolledBack" for r, _ in w.events())
+
+
+@pytest.mark.parametrize(("owner_refs", "owner"), [
+    ([], "no owner"),
+    ([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "theirs", "uid": "u-9", "controller": True}],
+     "Deployment theirs (controller, uid u-9)"),
+])
+def test_an_object_not_ours_is_never_written(w: World, owner_refs: list[Json], owner: str) -> None:
+    theirs = w.kube.create({"apiVersion": "v1", "kind": "Service",
+                            "metadata": {"name": "shop", "namespace": NS, "ownerReferences": owner_refs},
+                            "spec": {"selector": {"app": "theirs"}, "ports": [{"name": "x", "port": 1}]}})
+    w.put_app(**WEB)
+    w.reconcile()
+    assert w.child("Service") == theirs  # byte for byte: same resourceVersion, same content
+    assert w.child("Deployment")  # the rest of the App still converges
+    degraded = w.condition("Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ChildConflict")
+    assert degraded["message"] == f"Service shop exists and is not owned by this App (owner: {owner}); not changing it"
+    assert ("ChildConflict", degraded["message"]) in w.events()
+
+
+def test_an_object_that_asks_to_be_adopted_is(w: World) -> None:
+    w.kube.create({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "shop", "namespace": NS, "annotations": {"appkeeper.dev/adopt": "shop"}},
+                   "spec": {"ports": [{"name": "x", "port": 1}]}})
+    w.put_app(**WEB)
+    w.reconcile()
+    svc = w.child("Service")
+    assert [r["uid"] for r in svc["metadata"]["ownerReferences"]] == [w.app()["metadata"]["uid"]]
+    assert svc["spec"]["selector"] == {"appkeeper.dev/app": "shop"}
+    assert ("Adopted", "adopted Service shop (it asked to be)") in w.events()
+
+
+def test_a_restarted_operator_adopts_its_own_children_without_writing(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.restart()
+    w.reconcile()
+    assert w.kube.writes() == []
+    assert w.status()["repairs"]["count"] == 0
+    # And drift after the restart is still seen: the record was taken over.
+    w.kube.edit("Service", NS, "shop", ["spec", "selector"], {"app": "other"})
+    w.reconcile()
+    assert w.status()["repairs"]["lastReason"] == "ServiceDrift"
+
+
+def test_a_rekeyed_list_entry_is_put_back_with_an_update_first(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.kube.edit("Service", NS, "shop", ["spec", "ports"], [{"name": "http", "port": 81, "targetPort": "http"}])
+    # The API server refuses an apply that would duplicate a re-keyed port: 422.
+    w.kube.fail("apply", "Service", 422, message="spec.ports[1]: Duplicate value")
+    w.reconcile()
+    assert [c[0] for c in w.kube.writes() if c[1] == "Service"] == ["apply", "replace", "apply"]
+    assert w.child("Service")["spec"]["ports"][0]["port"] == 80
+    assert w.status()["repairs"]["lastReason"] == "ServiceDrift"
+
+
+@pytest.mark.parametrize("status", [500, 503, 429, 409])
+def test_a_transient_failure_is_retried_not_reported(w: World, status: int) -> None:
+    w.put_app(**WEB)
+    w.kube.fail("apply", "Deployment", status)
+    with pytest.raises(TransientError):
+        w.reconcile()
+    w.reconcile()
+    assert w.child("Deployment")
+    assert w.condition("Degraded")["status"] == "False"
+
+
+def test_a_refused_child_degrades_its_app_with_the_api_servers_words(w: World) -> None:
+    w.put_app(**WEB)
+    w.kube.fail("apply", "Service", 422, message='spec.ports[0].port: Invalid value: 0')
+    w.reconcile()
+    degraded = w.condition("Degraded")
+    assert degraded["reason"] == "ServiceRejected"
+    assert "spec.ports[0].port: Invalid value: 0" in degraded["message"]
+    assert w.child("Deployment")
+
+
+def test_an_invalid_spec_fails_naming_the_field(w: World) -> None:
+    w.put_app(schedules=[{"name": "x", "start": "0 8 * * *", "end": "0 18 * * *", "timeZone": "Mars/Base",
+                          "replicas": 1}])
+    w.reconcile()
+    assert w.status()["phase"] == "Failed"
+    assert "spec.schedules[0].timeZone" in w.condition("Degraded")["message"]
+    assert [c for c in w.kube.writes() if c[1] not in ("App", "Event")] == []
+
+
+def test_pods_that_cannot_run_degrade_the_app(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.kube.create({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "shop-abc", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"}},
+                   "status": {"containerStatuses": [{"name": "shop", "state": {"waiting": {
+                       "reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}})
+    w.reconcile()
+    degraded = w.condition("Degraded")
+    assert (degraded["reason"], degraded["message"]) == ("ImagePullBackOff",
+                                                         "container shop: ImagePullBackOff: Back-off pulling image")
+
+
+def test_status_is_written_only_when_it_changes(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.now = datetime(2026, 11, 23, 12, 5, tzinfo=NOW.tzinfo)
+    w.reconcile()
+    assert ("merge_patch", "App", "shop") not in w.kube.writes()
