@@ -49,6 +49,23 @@ def rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def children_table() -> list[str]:
+    """The children an App can own and what the operator may do with each kind: from the one
+    table in operator/appkeeper/kinds.py."""
+    sys.path.insert(0, str(ROOT / "operator"))
+    from appkeeper.kinds import KINDS
+
+    lines = ["## Children and permissions", "",
+             "Every kind the operator touches (from `operator/appkeeper/kinds.py`; the chart's RBAC is checked "
+             "against it). Children carry an ownerReference to the App and are named as shown.", "",
+             "| kind | apiVersion | name | child | watched | verbs |", "|---|---|---|---|---|---|"]
+    for k in KINDS:
+        lines.append(f"| {k.kind} | `{k.api_version}` | {f'`{k.name}`' if k.child else ''} | "
+                     f"{'yes' if k.child else ''} | "
+                     f"{'yes' if k.watched else ''} | {', '.join(k.verbs)} |")
+    return [*lines, ""]
+
+
 def render() -> str:
     crd = yaml.safe_load(CRD.read_text())
     version = crd["spec"]["versions"][0]
@@ -68,6 +85,7 @@ def render() -> str:
         lines += ["", "| field | type | default | meaning |", "|---|---|---|---|"]
         lines += [f"| `{p}` | {t} | {d} | {m} |" for p, t, d, m in rows(sub, top)]
         lines.append("")
+    lines += children_table()
     cols = ", ".join(c["name"] for c in version["additionalPrinterColumns"])
     lines += ["## kubectl get apps", "", f"Columns: {cols} (`-o wide` adds the priority-1 ones).", ""]
     return "\n".join(lines)

@@ -215,14 +215,6 @@ def _parse_spec(raw: Json) -> AppSpec:
     autoscaling = _autoscaling(raw["autoscaling"]) if raw.get("autoscaling") is not None else None
     schedules = tuple(_schedule(s, i) for i, s in enumerate(raw.get("schedules") or []))
     _unique([s.name for s in schedules], "spec.schedules", "name")
-    resources = dict(raw.get("resources") or {})
-    for kind in ("requests", "limits"):
-        for res, qty in (resources.get(kind) or {}).items():
-            _quantity(qty, f"spec.resources.{kind}.{res}")
-    probes = {k: v for k, v in (raw.get("probes") or {}).items() if v}
-    for name in probes:
-        if name not in ("liveness", "readiness", "startup"):
-            raise SpecError(f"spec.probes.{name}", "unknown probe; use liveness, readiness or startup")
     return AppSpec(
         image=image.strip(),
         image_pull_policy=raw.get("imagePullPolicy"),
@@ -233,8 +225,8 @@ def _parse_spec(raw: Json) -> AppSpec:
         ports=ports,
         env=list(raw.get("env") or []),
         env_from=list(raw.get("envFrom") or []),
-        resources=resources,
-        probes=probes,
+        resources=_resources(raw.get("resources") or {}),
+        probes=_probes(raw.get("probes") or {}),
         volumes=volumes,
         service=service,
         ingress=ingress,
@@ -246,6 +238,22 @@ def _parse_spec(raw: Json) -> AppSpec:
         disruption=_disruption(raw["disruption"]) if raw.get("disruption") is not None else None,
         pod=_pod(raw.get("pod") or {}),
     )
+
+
+def _resources(raw: Json) -> Json:
+    resources = dict(raw)
+    for kind in ("requests", "limits"):
+        for res, qty in (resources.get(kind) or {}).items():
+            _quantity(qty, f"spec.resources.{kind}.{res}")
+    return resources
+
+
+def _probes(raw: Json) -> Json:
+    probes = {k: v for k, v in raw.items() if v}
+    for name in probes:
+        if name not in ("liveness", "readiness", "startup"):
+            raise SpecError(f"spec.probes.{name}", "unknown probe; use liveness, readiness or startup")
+    return probes
 
 
 def _int(value: Any, path: str, minimum: int | None = None, maximum: int | None = None) -> int:

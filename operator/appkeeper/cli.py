@@ -7,17 +7,15 @@ import json
 import logging
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 
 import kopf
 from prometheus_client import start_http_server
 
+from . import __version__
+
 
 def package_version() -> str:
-    try:
-        return version("appkeeper")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
+    return __version__
 
 
 class JsonFormatter(logging.Formatter):

@@ -135,6 +135,14 @@ def build_pod_template(app: App) -> Json:
     }
     container.update({k: v for k, v in optional.items() if v})
     container["securityContext"] = copy.deepcopy(pod.container_security_context or CONTAINER_DEFAULT_SECURITY)
+    metadata: Json = {"labels": {**pod.labels, **labels(app.name)}}
+    if pod.annotations:
+        metadata["annotations"] = dict(pod.annotations)
+    return {"metadata": metadata, "spec": _pod_spec(app, container)}
+
+
+def _pod_spec(app: App, container: Json) -> Json:
+    spec, pod = app.spec, app.spec.pod
     pod_spec: Json = {
         "automountServiceAccountToken": pod.automount_service_account_token,
         "enableServiceLinks": False,
@@ -153,10 +161,7 @@ def build_pod_template(app: App) -> Json:
                     if not (v.persistent and v.persistent.per_replica)],
     }
     pod_spec.update({k: v for k, v in pod_optional.items() if v})
-    metadata: Json = {"labels": {**pod.labels, **labels(app.name)}}
-    if pod.annotations:
-        metadata["annotations"] = dict(pod.annotations)
-    return {"metadata": metadata, "spec": pod_spec}
+    return pod_spec
 
 
 def _mount(v: Volume) -> Json:

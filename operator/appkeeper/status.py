@@ -131,7 +131,7 @@ Verdict = tuple[bool, str, str]
 
 def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Verdict, Verdict, Verdict]:
     """-> phase, and (status, reason, message) for Ready, Progressing and Degraded."""
-    spec, wl = obs.spec, obs.workload
+    spec = obs.spec
     if spec is None:
         p = obs.problems[0]
         return "Failed", (False, p.reason, p.message), (False, p.reason, "not reconciling an invalid spec"), \
@@ -140,51 +140,93 @@ def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Ve
     if status["url"] is None:
         del status["url"]
     want = obs.replicas.count if obs.replicas else spec.replicas
-    ready_n = counts["readyReplicas"]
-    settled = (wl is not None and workload_caught_up(wl) and counts["updatedReplicas"] >= want
-               and ready_n >= want and counts["replicas"] == want
-               and counts["availableReplicas"] >= want)
-    if settled and wl is not None:
-        image, revision = workload_image(wl), workload_revision(wl)
-        if image:
-            status["image"] = image
-        if revision and not obs.rolled_back_to and status.get("rolledBackGeneration") != obs.generation:
-            status["lastHealthyRevision"] = revision
-    ready_msg = f"{ready_n}/{want} replicas ready"
+    settled = _settled(obs.workload, counts, want)
+    if settled and obs.workload is not None:
+        _record_healthy(obs, obs.workload, status)
+    ready_msg = f"{counts['readyReplicas']}/{want} replicas ready"
     if status.get("image"):
         ready_msg += f", running {status['image']}"
-    healthy: Verdict = (False, "Healthy", "no problems")
-    if spec.paused:
-        return "Paused", (settled, "Paused", "paused: children are not being changed; " + ready_msg), \
-            (False, "Paused", "spec.paused is true"), healthy
-    if obs.problems:
-        p = obs.problems[0]
-        return "Degraded", (settled, p.reason, ready_msg), (False, p.reason, p.message), \
-            (True, p.reason, p.message)
-    if status.get("rolledBackGeneration") == obs.generation:
-        msg = (f"the rollout of generation {obs.generation} missed its progress deadline; rolled back to "
-               f"revision {status.get('lastHealthyRevision')}. Change the spec to roll out again.")
-        return "Degraded", (settled, "RolledBack", ready_msg), (False, "RolledBack", msg), \
-            (True, "RolledBack", msg)
-    if deadline_exceeded(wl):
-        msg = "the rollout missed spec.rollout.progressDeadlineSeconds"
-        if spec.rollout.auto_rollback and not status.get("lastHealthyRevision"):
-            msg += " and there is no healthy revision to roll back to"
-        return "Degraded", (False, "ProgressDeadlineExceeded", ready_msg), \
-            (False, "ProgressDeadlineExceeded", msg), (True, "ProgressDeadlineExceeded", msg)
-    if spec.suspend:
-        done = counts["replicas"] == 0
-        return "Suspended", (False, "Suspended", "spec.suspend is true: scaled to zero"), \
-            (not done, "Suspending" if not done else "Suspended",
-             f"{counts['replicas']} replicas left" if not done else "scaled to zero"), healthy
+    for judge in (_paused, _problem, _rolled_back, _past_deadline, _suspended):
+        verdict = judge(obs, spec, counts, status, settled, ready_msg)
+        if verdict is not None:
+            return verdict
+    return _rolling(obs, counts, status, settled, want, ready_msg)
+
+
+HEALTHY: Verdict = (False, "Healthy", "no problems")
+Judgement = tuple[str, Verdict, Verdict, Verdict]
+
+
+def _settled(wl: Json | None, counts: dict[str, int], want: int) -> bool:
+    return (wl is not None and workload_caught_up(wl) and counts["updatedReplicas"] >= want
+            and counts["readyReplicas"] >= want and counts["replicas"] == want
+            and counts["availableReplicas"] >= want)
+
+
+def _record_healthy(obs: Observed, wl: Json, status: Json) -> None:
+    image, revision = workload_image(wl), workload_revision(wl)
+    if image:
+        status["image"] = image
+    if revision and not obs.rolled_back_to and status.get("rolledBackGeneration") != obs.generation:
+        status["lastHealthyRevision"] = revision
+
+
+def _paused(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
+            ready_msg: str) -> Judgement | None:
+    if not spec.paused:
+        return None
+    return "Paused", (settled, "Paused", "paused: children are not being changed; " + ready_msg), \
+        (False, "Paused", "spec.paused is true"), HEALTHY
+
+
+def _problem(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
+             ready_msg: str) -> Judgement | None:
+    if not obs.problems:
+        return None
+    p = obs.problems[0]
+    return "Degraded", (settled, p.reason, ready_msg), (False, p.reason, p.message), (True, p.reason, p.message)
+
+
+def _rolled_back(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
+                 ready_msg: str) -> Judgement | None:
+    if status.get("rolledBackGeneration") != obs.generation:
+        return None
+    msg = (f"the rollout of generation {obs.generation} missed its progress deadline; rolled back to "
+           f"revision {status.get('lastHealthyRevision')}. Change the spec to roll out again.")
+    return "Degraded", (settled, "RolledBack", ready_msg), (False, "RolledBack", msg), (True, "RolledBack", msg)
+
+
+def _past_deadline(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
+                   ready_msg: str) -> Judgement | None:
+    if not deadline_exceeded(obs.workload):
+        return None
+    msg = "the rollout missed spec.rollout.progressDeadlineSeconds"
+    if spec.rollout.auto_rollback and not status.get("lastHealthyRevision"):
+        msg += " and there is no healthy revision to roll back to"
+    return "Degraded", (False, "ProgressDeadlineExceeded", ready_msg), \
+        (False, "ProgressDeadlineExceeded", msg), (True, "ProgressDeadlineExceeded", msg)
+
+
+def _suspended(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
+               ready_msg: str) -> Judgement | None:
+    if not spec.suspend:
+        return None
+    done = counts["replicas"] == 0
+    return "Suspended", (False, "Suspended", "spec.suspend is true: scaled to zero"), \
+        (not done, "Suspending" if not done else "Suspended",
+         f"{counts['replicas']} replicas left" if not done else "scaled to zero"), HEALTHY
+
+
+def _rolling(obs: Observed, counts: dict[str, int], status: Json, settled: bool, want: int,
+             ready_msg: str) -> Judgement:
     if settled:
         reason = "AllReplicasReady" if want else "ScaledToZero"
-        return "Ready", (True, reason, ready_msg), (False, "RolloutComplete", _why(obs)), healthy
-    if wl is None or (ready_n == 0 and not status.get("lastHealthyRevision")):
+        return "Ready", (True, reason, ready_msg), (False, "RolloutComplete", _why(obs)), HEALTHY
+    if obs.workload is None or (counts["readyReplicas"] == 0 and not status.get("lastHealthyRevision")):
         return "Pending", (False, "WaitingForPods", ready_msg), \
-            (True, "Creating", f"waiting for {want} replicas; " + ready_msg), healthy
-    msg = f"{counts['updatedReplicas']}/{want} replicas updated, {ready_n} ready"
-    return "Progressing", (False, "RollingOut", ready_msg), (True, "RollingOut", msg), healthy
+            (True, "Creating", f"waiting for {want} replicas; " + ready_msg), HEALTHY
+    msg = f"{counts['updatedReplicas']}/{want} replicas updated, {counts['readyReplicas']} ready"
+    return "Progressing", (False, "RollingOut", ready_msg), (True, "RollingOut", msg), HEALTHY
 
 
 def _why(obs: Observed) -> str:
