@@ -97,10 +97,10 @@ def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[Chil
     for (kind, name), obj in observed.items():
         if (kind, name) in wanted or kind not in CHILD_KINDS:
             continue
-        if not any(ref.get("uid") == app.uid for ref in obj["metadata"].get("ownerReferences") or []):
-            continue
         if retained(kind, obj):
-            release_claim(deps, app, obj)
+            release_claim(deps, app, obj)  # the spec dropped the volume; the data stays
+            continue
+        if not any(ref.get("uid") == app.uid for ref in obj["metadata"].get("ownerReferences") or []):
             continue
         try:
             deps.kube.delete(CHILD_KINDS[kind], kind, app.namespace, name, uid=obj["metadata"].get("uid"))

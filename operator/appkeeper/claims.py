@@ -1,7 +1,12 @@
-"""Retained claims: a `retain: true` claim outlives its App. On App deletion (and when the spec
-drops the volume) it loses our ownerReference, and our labels, and gains
-`appkeeper.dev/retained-from=<app>`. A finalizer on the App makes that happen before the garbage
-collector could follow the ownerReference."""
+"""Retained claims: a `retain: true` claim outlives its App. It never has an ownerReference to the
+App (desired.build_claim), so nothing about an App's deletion — its timing, the operator being
+down, a namespace going — can have the garbage collector take it; it carries
+`appkeeper.dev/retained-from=<app>` from birth. When the spec drops the volume, the claim is
+released: our labels go, the annotation stays.
+
+Apps from before carried a finalizer and claims with an ownerReference: the first reconcile applies
+the claims without it (server-side apply removes what we no longer declare), then drops the
+finalizer; an App deleted meanwhile has its claims released before the finalizer goes."""
 
 from __future__ import annotations
 
@@ -18,15 +23,17 @@ def retained(kind: str, obj: Json) -> bool:
     return kind == "PersistentVolumeClaim" and obj["metadata"].get("annotations", {}).get(ANN_RETAIN) == "true"
 
 
-def needs_finalizer(app: App) -> bool:
-    return any(v.persistent and v.persistent.retain and not v.persistent.per_replica for v in app.spec.volumes)
-
-
-def set_finalizer(deps: Deps, app: App, body: Json, want: bool) -> None:
+def drop_old_finalizer(deps: Deps, app: App, body: Json) -> None:
+    """Once no retained claim of the App holds an ownerReference to it, its old finalizer goes."""
     finalizers = list(body["metadata"].get("finalizers") or [])
-    if (FINALIZER in finalizers) == want:
+    if FINALIZER not in finalizers:
         return
-    finalizers = [*finalizers, FINALIZER] if want else [f for f in finalizers if f != FINALIZER]
+    for (kind, _), obj in deps.store.children((app.namespace, app.name)).items():
+        if retained(kind, obj) and any(r.get("uid") == app.uid for r in obj["metadata"].get("ownerReferences") or []):
+            if not app.deleting:
+                return
+            release_claim(deps, app, obj)
+    finalizers = [f for f in finalizers if f != FINALIZER]
     patch = {"metadata": {"finalizers": finalizers, "resourceVersion": body["metadata"]["resourceVersion"]}}
     try:
         deps.kube.merge_patch(API_VERSION, KIND, app.namespace, app.name, patch)
@@ -37,24 +44,21 @@ def set_finalizer(deps: Deps, app: App, body: Json, want: bool) -> None:
         raise TransientError(str(e)) from e
 
 
-def release_claims(deps: Deps, app: App) -> None:
-    for (kind, _), obj in deps.store.children((app.namespace, app.name)).items():
-        if retained(kind, obj):
-            release_claim(deps, app, obj)
-
-
 def release_claim(deps: Deps, app: App, claim: Json) -> None:
-    """Drop our ownerReference, say where the claim came from."""
-    refs = [r for r in claim["metadata"].get("ownerReferences") or [] if r.get("uid") != app.uid]
-    if len(refs) == len(claim["metadata"].get("ownerReferences") or []):
+    """Untie the claim from the App: no ownerReference (older claims had one), none of our labels;
+    the annotation says where it came from."""
+    meta = claim["metadata"]
+    refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != app.uid]
+    had_ref = len(refs) != len(meta.get("ownerReferences") or [])
+    if not had_ref and (meta.get("labels") or {}).get(LABEL_APP) != app.name:
         return
-    name = claim["metadata"]["name"]
+    name = meta["name"]
+    patch: Json = {"annotations": {ANN_RETAINED_FROM: app.name},
+                   "labels": {LABEL_APP: None, "app.kubernetes.io/managed-by": None}}
+    if had_ref:
+        patch["ownerReferences"] = refs or None
     try:
-        deps.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, {"metadata": {
-            "ownerReferences": refs or None,
-            "annotations": {ANN_RETAINED_FROM: app.name},
-            "labels": {LABEL_APP: None, "app.kubernetes.io/managed-by": None},
-        }})
+        deps.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, {"metadata": patch})
     except ApiError as e:
         if e.status != 404:
             raise TransientError(str(e)) from e

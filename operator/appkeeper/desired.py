@@ -57,7 +57,8 @@ def content_hash(obj: Json) -> str:
 
 
 def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec: Json,
-           annotations: dict[str, str] | None = None) -> Json:
+           annotations: dict[str, str] | None = None, owned: bool = True) -> Json:
+    """`owned: False` leaves out the ownerReference: the garbage collector must never delete it."""
     obj: Json = {
         "apiVersion": api_version,
         "kind": kind,
@@ -65,10 +66,11 @@ def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec
             "name": name,
             "namespace": app.namespace,
             "labels": labels(app.name),
-            "ownerReferences": [owner_reference(app)],
         },
         spec_key: spec,
     }
+    if owned:
+        obj["metadata"]["ownerReferences"] = [owner_reference(app)]
     if annotations:
         obj["metadata"]["annotations"] = dict(annotations)
     obj["metadata"].setdefault("annotations", {})[ANN_HASH] = content_hash(obj)
@@ -201,9 +203,14 @@ def _claim_template(v: Volume) -> Json:
 
 
 def build_claim(app: App, v: Volume) -> Json:
+    """A `retain: true` claim never gets an ownerReference (so no deletion of the App, whatever its
+    timing, can garbage-collect it) and says where it belongs from birth."""
     assert v.persistent is not None
+    annotations = {ANN_RETAIN: str(v.persistent.retain).lower()}
+    if v.persistent.retain:
+        annotations[ANN_RETAINED_FROM] = app.name
     return _child(app, "v1", "PersistentVolumeClaim", claim_name(app.name, v.name), "spec", _claim_spec(v),
-                  annotations={ANN_RETAIN: str(v.persistent.retain).lower()})
+                  annotations=annotations, owned=not v.persistent.retain)
 
 
 def build_service(app: App) -> Json:

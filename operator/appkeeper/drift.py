@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .api import Json
-from .desired import ANN_HASH, ANN_RETAINED_FROM
+from .desired import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
 from .fields import covers, lost_fields, owned_fields
 
 ANN_ADOPT = "appkeeper.dev/adopt"
@@ -66,11 +66,21 @@ class Owner:
     uid: str
 
 
+def ours(observed: Json, app: Owner) -> bool:
+    """Owned by this App: its ownerReference (by uid), or a retained claim it labelled as its own."""
+    meta = observed.get("metadata", {})
+    if any(r.get("uid") == app.uid for r in meta.get("ownerReferences") or []):
+        return True
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    return (not meta.get("ownerReferences") and annotations.get(ANN_RETAIN) == "true"
+            and annotations.get(ANN_RETAINED_FROM) == app.name and labels.get(LABEL_APP) == app.name)
+
+
 def ownership(observed: Json, app: Owner) -> str | None:
     """None when `app` may write `observed`; otherwise who holds it, for the message."""
     meta = observed.get("metadata", {})
     refs = meta.get("ownerReferences") or []
-    if any(r.get("uid") == app.uid for r in refs):
+    if ours(observed, app):
         return None
     if refs:
         ref = next((r for r in refs if r.get("controller")), refs[0])
@@ -94,7 +104,7 @@ def decide(desired: Json, observed: Json | None, applied: Applied | None, app: O
     holder = ownership(observed, app)
     if holder is not None:
         return Conflict(holder)
-    if not any(r.get("uid") == app.uid for r in observed["metadata"].get("ownerReferences") or []):
+    if not ours(observed, app):
         return Apply("Adopted")
     if applied is not None and applied.hash == want:
         lost = lost_fields(applied.fields, owned_fields(observed))

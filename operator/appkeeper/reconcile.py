@@ -61,12 +61,11 @@ class Reconciler:
             app = parse_app(body)
         except SpecError as e:
             return self._invalid(body, e, now)
-        # 2. Deleting: release retained claims, then let the App go.
+        # 2. Deleting: nothing waits on us (retained claims have no ownerReference); an App from
+        #    before that still has the old finalizer gets its claims released, then goes.
         if app.deleting:
-            claims.release_claims(self.deps, app)
-            claims.set_finalizer(self.deps, app, body, False)
+            claims.drop_old_finalizer(self.deps, app, body)
             return Outcome()
-        claims.set_finalizer(self.deps, app, body, claims.needs_finalizer(app))
         # 3. Converge the children (unless paused), judge the pods, and write status once.
         obs = self._observe(app, now)
         outcome = Outcome()
@@ -76,6 +75,7 @@ class Reconciler:
         else:
             self._converge(app, obs, outcome, now)
         obs.repairs = outcome.repairs
+        claims.drop_old_finalizer(self.deps, app, body)
         self._write_status(app.namespace, app.name, app.status, compute_status(obs))
         # 4. Come back when a schedule window opens or closes.
         outcome.requeue_after = _requeue_after(app, now)

@@ -149,6 +149,11 @@ class FakeKube:
             elif k not in ("apiVersion", "kind"):
                 held[k] = copy.deepcopy(v) if not isinstance(v, dict) or not isinstance(held.get(k), dict) \
                     else self._overlay(held[k], v)
+        # What we applied before and declare no more goes (ownerReferences, labels, annotations).
+        previous = (mine or {}).get("fieldsV1", {}).get("f:metadata", {})
+        for key in [k[2:] for k in previous if k.startswith("f:")]:
+            if key not in obj["metadata"]:
+                held["metadata"].pop(key, None)
         held["metadata"]["managedFields"] = [e for e in held["metadata"]["managedFields"] if e is not mine]
         held["metadata"]["managedFields"].append(self._entry(obj))
         if held != before:

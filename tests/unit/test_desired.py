@@ -70,10 +70,15 @@ def test_every_child_has_contract_labels_and_owner(case: str) -> None:
     for child in render(CASES[case]):
         meta = child["metadata"]
         assert meta["labels"] == labels("shop")
+        assert len(meta["annotations"][ANN_HASH]) == 16
+        if meta["annotations"].get("appkeeper.dev/retain") == "true":
+            # Never garbage-collected with the App, whatever the timing: no ownerReference at all.
+            assert "ownerReferences" not in meta
+            assert meta["annotations"]["appkeeper.dev/retained-from"] == "shop"
+            continue
         assert meta["ownerReferences"] == [{
             "apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "name": "shop", "uid": "uid-1",
             "controller": True, "blockOwnerDeletion": True}]
-        assert len(meta["annotations"][ANN_HASH]) == 16
 
 
 def test_kinds_and_names() -> None:

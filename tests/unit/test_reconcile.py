@@ -138,26 +138,76 @@ def test_what_the_spec_no_longer_asks_for_is_pruned(w: World) -> None:
     assert ("delete", "PodDisruptionBudget", "shop") in w.kube.writes()
 
 
-def test_a_retained_claim_outlives_the_app(w: World) -> None:
-    w.put_app(volumes=[{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}])
+VOLUME = {"volumes": [{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}]}
+
+
+def test_a_retained_claim_outlives_the_app_whatever_the_timing(w: World) -> None:
+    w.put_app(**VOLUME)
     w.reconcile()
-    assert "appkeeper.dev/retain-volumes" in w.app()["metadata"]["finalizers"]
+    claim = w.child("PersistentVolumeClaim", "shop-data")
+    # From birth: nothing the garbage collector could follow, and where it belongs.
+    assert "ownerReferences" not in claim["metadata"]
+    assert claim["metadata"]["annotations"]["appkeeper.dev/retained-from"] == "shop"
+    assert not w.app()["metadata"].get("finalizers")  # deletion never waits on the operator
     w.reconcile()
-    w.app()["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    assert w.kube.writes() == []  # ours, unchanged: not re-applied, not "adopted"
+    w.kube.remove("App", NS, "shop")  # with the operator not even looking
+    assert w.kube.obj("Deployment", NS, "shop") is None  # garbage-collected with it
+    assert w.child("PersistentVolumeClaim", "shop-data")
+
+
+def test_a_released_claim_comes_home_to_a_new_app_of_that_name(w: World) -> None:
+    test_a_retained_claim_outlives_the_app_whatever_the_timing(w)
+    w.put_app(**VOLUME)
+    w.reconcile()
+    assert w.status()["children"] == [{"kind": "Deployment", "name": "shop"},
+                                      {"kind": "PersistentVolumeClaim", "name": "shop-data"}]
+    assert not [e for e in w.events() if e[0] == "ChildConflict"]
+
+
+def test_a_volume_dropped_from_the_spec_is_released_not_deleted(w: World) -> None:
+    w.put_app(**VOLUME)
+    w.reconcile()
+    w.put_app()
+    w.reconcile()
+    claim = w.child("PersistentVolumeClaim", "shop-data")
+    assert "appkeeper.dev/app" not in claim["metadata"]["labels"]
+    assert claim["metadata"]["annotations"]["appkeeper.dev/retained-from"] == "shop"
+    assert ("Retained", "kept PersistentVolumeClaim shop-data (retain: true)") in w.events()
+
+
+def old_style(w: World) -> None:
+    """An App and claim as an earlier version left them: a finalizer, a claim owned by the App."""
+    w.put_app(**VOLUME)
+    w.reconcile()
+    app = w.app()
+    app["metadata"]["finalizers"] = ["appkeeper.dev/retain-volumes"]
+    claim = w.child("PersistentVolumeClaim", "shop-data")
+    claim["metadata"]["ownerReferences"] = [{"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App",
+                                             "name": "shop", "uid": app["metadata"]["uid"], "controller": True}]
+    claim["metadata"]["annotations"] = {"appkeeper.dev/retain": "true", "appkeeper.dev/input-hash": "old"}
+    for entry in claim["metadata"]["managedFields"]:
+        entry["fieldsV1"]["f:metadata"]["f:ownerReferences"] = {}
+    w.restart()  # the new version of the operator starts
+
+
+def test_old_apps_are_migrated_claims_first_then_the_finalizer(w: World) -> None:
+    old_style(w)
     w.reconcile()
     claim = w.child("PersistentVolumeClaim", "shop-data")
     assert not claim["metadata"].get("ownerReferences")
     assert claim["metadata"]["annotations"]["appkeeper.dev/retained-from"] == "shop"
-    assert w.kube.obj("App", NS, "shop") is None  # finalizer removed: the App went
-    assert w.kube.obj("Deployment", NS, "shop") is None  # garbage-collected with it
+    assert not w.app()["metadata"].get("finalizers")
 
 
-def test_a_released_claim_comes_home_to_a_new_app_of_that_name(w: World) -> None:
-    test_a_retained_claim_outlives_the_app(w)
-    w.put_app(volumes=[{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}])
+def test_an_old_app_being_deleted_releases_its_claims_before_it_goes(w: World) -> None:
+    old_style(w)
+    w.app()["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
     w.reconcile()
+    assert w.kube.obj("App", NS, "shop") is None  # the finalizer went, so did the App
     claim = w.child("PersistentVolumeClaim", "shop-data")
-    assert [r["uid"] for r in claim["metadata"]["ownerReferences"]] == [w.app()["metadata"]["uid"]]
+    assert not claim["metadata"].get("ownerReferences")
+    assert claim["metadata"]["annotations"]["appkeeper.dev/retained-from"] == "shop"
 
 
 def test_paused_changes_nothing_and_says_so(w: World) -> None:
