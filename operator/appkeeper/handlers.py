@@ -16,7 +16,7 @@ import kopf
 from . import metrics
 from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
-from .kinds import CHILDREN
+from .kinds import WATCHED
 from .kube import Kube, load_configuration
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
@@ -98,24 +98,20 @@ async def app_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 
 
 async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    """A watched kind (a child, or a pod): into the store, and its App into the queue."""
     rt = runtime(memo)
     obj: Json = dict(event["object"])
-    owner = rt.store.drop_child(obj) if event.get("type") == "DELETED" else rt.store.put_child(obj)
+    deleted = event.get("type") == "DELETED"
+    if obj.get("kind") == "Pod":
+        owner = rt.store.drop_pod(obj) if deleted else rt.store.put_pod(obj)
+    else:
+        owner = rt.store.drop_child(obj) if deleted else rt.store.put_child(obj)
     if owner is not None:
         rt.queue.add(owner)
 
 
-@kopf.on.event("", "v1", "pods", labels={LABEL_APP: kopf.PRESENT})
-async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    rt = runtime(memo)
-    pod: Json = dict(event["object"])
-    owner = rt.store.drop_pod(pod) if event.get("type") == "DELETED" else rt.store.put_pod(pod)
-    if owner is not None:
-        rt.queue.add(owner)
-
-
-for _kind in CHILDREN:
-    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural, id=f"child-{_kind.kind}",
+for _kind in WATCHED:
+    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural, id=f"watch-{_kind.kind}",
                   labels={LABEL_APP: kopf.PRESENT})(child_event)
 
 

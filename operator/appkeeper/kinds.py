@@ -97,6 +97,7 @@ SUBRESOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
 CHILDREN: tuple[Kind, ...] = tuple(k for k in KINDS if k.child)
 CHILD_KINDS: dict[str, str] = {k.kind: k.api_version for k in CHILDREN}
+WATCHED: tuple[Kind, ...] = tuple(k for k in KINDS if k.watched)
 PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
 
 

@@ -4,6 +4,7 @@ Reads for reconcile come from here, not from the API."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from .api import Json
 from .desired import LABEL_APP
@@ -65,26 +66,36 @@ class Store:
         with self._lock:
             return list(self._apps)
 
-    # Children
+    # Children (and pods, read only: their states explain why an App cannot run), by owner label
     def put_child(self, obj: Json) -> AppKey | None:
         """Keeps the newer of what we have and `obj` (a watch event may trail our own write)."""
+        return self._put(self._children, (obj["kind"], obj["metadata"]["name"]), obj)
+
+    def drop_child(self, obj: Json) -> AppKey | None:
+        return self._drop(self._children, (obj["kind"], obj["metadata"]["name"]), obj)
+
+    def put_pod(self, pod: Json) -> AppKey | None:
+        return self._put(self._pods, pod["metadata"]["name"], pod)
+
+    def drop_pod(self, pod: Json) -> AppKey | None:
+        return self._drop(self._pods, pod["metadata"]["name"], pod)
+
+    def _put(self, table: dict[AppKey, dict[Any, Json]], key: Any, obj: Json) -> AppKey | None:
         owner = owner_of(obj)
         if owner is None:
             return None
-        key = (obj["kind"], obj["metadata"]["name"])
         with self._lock:
-            held = self._children.setdefault(owner, {})
+            held = table.setdefault(owner, {})
             if _newer(obj, held.get(key)):
                 held[key] = obj
         return owner
 
-    def drop_child(self, obj: Json) -> AppKey | None:
+    def _drop(self, table: dict[AppKey, dict[Any, Json]], key: Any, obj: Json) -> AppKey | None:
         owner = owner_of(obj)
         if owner is None:
             return None
-        key = (obj["kind"], obj["metadata"]["name"])
         with self._lock:
-            held = self._children.get(owner, {})
+            held = table.get(owner, {})
             old = held.get(key)
             if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
                 del held[key]
@@ -97,28 +108,6 @@ class Store:
     def child(self, owner: AppKey, key: ChildKey) -> Json | None:
         with self._lock:
             return self._children.get(owner, {}).get(key)
-
-    # Pods (read only: their states explain why an App cannot run)
-    def put_pod(self, pod: Json) -> AppKey | None:
-        owner = owner_of(pod)
-        if owner is None:
-            return None
-        with self._lock:
-            held = self._pods.setdefault(owner, {})
-            if _newer(pod, held.get(pod["metadata"]["name"])):
-                held[pod["metadata"]["name"]] = pod
-        return owner
-
-    def drop_pod(self, pod: Json) -> AppKey | None:
-        owner = owner_of(pod)
-        if owner is None:
-            return None
-        with self._lock:
-            held = self._pods.get(owner, {})
-            old = held.get(pod["metadata"]["name"])
-            if old is not None and old["metadata"].get("uid") == pod["metadata"].get("uid"):
-                del held[pod["metadata"]["name"]]
-        return owner
 
     def pods(self, owner: AppKey) -> list[Json]:
         with self._lock:
