@@ -130,10 +130,7 @@ class FakeKube:
     # --- what kube.Kube offers --------------------------------------------------------------------
 
     def apply(self, obj: Json) -> Json:
-        kind, meta = obj["kind"], obj["metadata"]
-        key = (kind, meta.get("namespace", ""), meta["name"])
-        self._call("apply", kind, meta["name"])
-        held = self.objects.get(key)
+        key, held = self._locate("apply", obj)
         if held is None:
             created = copy.deepcopy(obj)
             created["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._rv)), generation=1,
@@ -151,9 +148,9 @@ class FakeKube:
                     else self._overlay(held[k], v)
         # What we applied before and declare no more goes (ownerReferences, labels, annotations).
         previous = (mine or {}).get("fieldsV1", {}).get("f:metadata", {})
-        for key in [k[2:] for k in previous if k.startswith("f:")]:
-            if key not in obj["metadata"]:
-                held["metadata"].pop(key, None)
+        for name in [k[2:] for k in previous if k.startswith("f:")]:
+            if name not in obj["metadata"]:
+                held["metadata"].pop(name, None)
         held["metadata"]["managedFields"] = [e for e in held["metadata"]["managedFields"] if e is not mine]
         held["metadata"]["managedFields"].append(self._entry(obj))
         if held != before:
@@ -161,12 +158,10 @@ class FakeKube:
         return copy.deepcopy(held)
 
     def replace(self, obj: Json) -> Json:
-        kind, meta = obj["kind"], obj["metadata"]
-        key = (kind, meta.get("namespace", ""), meta["name"])
-        self._call("replace", kind, meta["name"])
-        held = self.objects.get(key)
+        key, held = self._locate("replace", obj)
+        meta = obj["metadata"]
         if held is None:
-            raise ApiError(404, "NotFound", f"{kind} {meta['name']} not found")
+            raise ApiError(404, "NotFound", f"{obj['kind']} {meta['name']} not found")
         if meta.get("resourceVersion") and meta["resourceVersion"] != held["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", "the object has been modified")
         new = copy.deepcopy(obj)
@@ -223,6 +218,12 @@ class FakeKube:
         self.create(event)
 
     # --- inside -------------------------------------------------------------------------------------
+
+    def _locate(self, verb: str, obj: Json) -> tuple[Key, Json | None]:
+        meta = obj["metadata"]
+        self._call(verb, obj["kind"], meta["name"])
+        key = (obj["kind"], meta.get("namespace", ""), meta["name"])
+        return key, self.objects.get(key)
 
     def _call(self, verb: str, kind: str, name: str) -> None:
         self.calls.append((verb, kind, name))
