@@ -210,7 +210,10 @@ def test_failed_rollout_is_rolled_back(operator: Operator, namespace: str) -> No
     healthy = wait_ready("roll", namespace)["status"]["lastHealthyRevision"]
     # New pods that can never be scheduled: the rollout cannot make progress.
     apply(app("roll", image="nginx:1.29", pod={"nodeSelector": {"no-such-node": "x"}}, **base), namespace)
-    body = wait_phase("roll", namespace, "Degraded", timeout=90)
+    # Degraded at once (the new pods are Unschedulable), then RolledBack past the deadline.
+    wait_for("RolledBack", lambda: condition("roll", namespace, "Degraded").get("reason") == "RolledBack",
+             timeout=90)
+    body = wait_phase("roll", namespace, "Degraded", timeout=30)
     degraded = condition("roll", namespace, "Degraded")
     assert degraded["reason"] == "RolledBack"
     assert healthy in degraded["message"]
