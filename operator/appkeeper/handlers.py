@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +18,10 @@ from . import metrics
 from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
 from .kinds import WATCHED
-from .kube import Kube, load_configuration
+from .kube import ApiError, Kube, load_configuration
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
-from .workqueue import WorkQueue
+from .workqueue import WorkQueue, retry_delay
 
 log = logging.getLogger("appkeeper")
 
@@ -123,8 +124,9 @@ async def _worker(rt: Runtime) -> None:
         metrics.QUEUE_DEPTH.set(len(rt.queue))
         try:
             outcome = await loop.run_in_executor(rt.pool, rt.reconciler.reconcile, key)
-        except TransientError as e:
-            _retry(rt, key, f"transient API error: {e}")
+        except (TransientError, ApiError) as e:
+            cause = e.__cause__ if isinstance(e, TransientError) else e
+            _retry(rt, key, f"API: {e}", getattr(cause, "retry_after", None))
         except Exception as e:  # one bad object must never stop the others
             log.exception("reconcile of %s/%s failed", *key)
             _retry(rt, key, f"{type(e).__name__}: {e}")
@@ -137,10 +139,10 @@ async def _worker(rt: Runtime) -> None:
             rt.queue.done(key)
 
 
-def _retry(rt: Runtime, key: AppKey, why: str) -> None:
+def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None) -> None:
     metrics.RECONCILES.labels("error").inc()
     n = rt.failures[key] = rt.failures.get(key, 0) + 1
-    delay = min(rt.options.max_backoff_seconds, 0.5 * 2 ** min(n, 12))
+    delay = retry_delay(n, retry_after, rt.options.max_backoff_seconds, random.uniform(-0.2, 0.2))
     log.warning("reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, delay, n, why)
     rt.queue.add_after(key, delay)
 

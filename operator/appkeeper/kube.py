@@ -20,11 +20,12 @@ from .kinds import PLURALS
 class ApiError(Exception):
     """A non-2xx answer; `reason` is the API's CamelCase reason, `message` its words."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}")
-        self.status = status
+        self.status = status  # 0: no answer (connection refused, reset, timed out)
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After header
 
     @property
     def permanent(self) -> bool:
@@ -34,6 +35,13 @@ class ApiError(Exception):
         if self.status == 500 and "failed to create typed patch object" in self.message:
             return True
         return self.status in (400, 403, 404, 405, 413, 415, 422)
+
+
+def retry_after(header: str | None) -> float | None:
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None  # an HTTP date: rare from the API server; the backoff applies
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
@@ -87,8 +95,11 @@ class Kube:
                 content_type: str = "application/json") -> Json:
         url = self.host + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
-        resp = self.pool.request(method, url, body=data, headers=self._headers(content_type if data else None),
-                                 timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
+        try:
+            resp = self.pool.request(method, url, body=data, headers=self._headers(content_type if data else None),
+                                     timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
+        except urllib3.exceptions.HTTPError as e:  # refused, reset, timed out: worth another try
+            raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
         payload: Json = {}
         if resp.data:
             try:
@@ -97,7 +108,7 @@ class Kube:
                 payload = {"message": resp.data.decode(errors="replace")[:500]}
         if resp.status >= 400:
             raise ApiError(resp.status, str(payload.get("reason") or resp.reason),
-                           str(payload.get("message") or resp.reason))
+                           str(payload.get("message") or resp.reason), retry_after(resp.headers.get("Retry-After")))
         return payload
 
     # --- the verbs the reconciler uses -------------------------------------------------------

@@ -29,6 +29,7 @@ from .store import AppKey, ChildKey, Store
 
 __all__ = ["Outcome", "Reconciler", "TransientError"]
 log = logging.getLogger("appkeeper.reconcile")
+REJECTED_RETRY = 30.0  # seconds until a child the API server refused is tried again
 
 
 class Reconciler:
@@ -77,8 +78,11 @@ class Reconciler:
         obs.repairs = outcome.repairs
         claims.drop_old_finalizer(self.deps, app, body)
         self._write_status(app.namespace, app.name, app.status, compute_status(obs))
-        # 4. Come back when a schedule window opens or closes.
+        # 4. Come back when a schedule window opens or closes, and soon after a refusal (a quota or
+        #    RBAC fix heals without waiting for the resync).
         outcome.requeue_after = _requeue_after(app, now)
+        if any(p.reason.endswith("Rejected") for p in obs.problems):
+            outcome.requeue_after = min(outcome.requeue_after or REJECTED_RETRY, REJECTED_RETRY)
         return outcome
 
     def _observe(self, app: App, now: datetime) -> Observed:

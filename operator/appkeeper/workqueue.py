@@ -59,3 +59,10 @@ class WorkQueue(Generic[K]):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+
+
+def retry_delay(attempt: int, retry_after: float | None = None, cap: float = 300.0, jitter: float = 0.0) -> float:
+    """Exponential backoff from 0.5 s, capped, spread by `jitter` (a fraction, e.g. random in
+    ±0.2) so failed objects do not retry in lockstep; never sooner than the server's Retry-After."""
+    delay: float = min(cap, 0.5 * 2.0 ** min(attempt, 16)) * (1 + jitter)
+    return max(delay, retry_after or 0.0)

@@ -64,6 +64,10 @@ def test_full_app_creates_every_child_and_becomes_ready(operator: Operator, name
         assert labels["app.kubernetes.io/instance"] == "shop"
         assert labels["app.kubernetes.io/managed-by"] == "appkeeper"
         assert labels["appkeeper.dev/app"] == "shop"
+        if kind == "pvc":  # retain: true (the default): never garbage-collected with the App
+            assert "ownerReferences" not in child["metadata"]
+            assert child["metadata"]["annotations"]["appkeeper.dev/retained-from"] == "shop"
+            continue
         [ref] = child["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == ("App", "shop", uid, True)
     st = body["status"]

@@ -34,7 +34,14 @@ def conflict_message(ns: str) -> str:
 def test_an_object_the_app_does_not_own_is_left_byte_for_byte(operator: Operator, namespace: str,
                                                                existing: dict[str, Any]) -> None:
     apply(existing, namespace)
-    before = get(existing["kind"], existing["metadata"]["name"], namespace)
+    kind, name = existing["kind"], existing["metadata"]["name"]
+    # Let its own controllers finish with it (a Deployment's status, a claim's binding) first.
+    settled = {"Deployment": lambda o: (o.get("status") or {}).get("readyReplicas") == 1,
+               "PersistentVolumeClaim": lambda o: (o.get("status") or {}).get("phase") == "Bound"}
+    before = wait_for(f"{kind} {name} settled", lambda: (o := get(kind, name, namespace))
+                      and settled.get(kind, lambda _: True)(o) and o)
+    time.sleep(1)
+    before = get(kind, name, namespace)
     assert before is not None
     apply(app("shop", **SPEC), namespace)
     message = wait_for("ChildConflict", lambda: conflict_message(namespace), timeout=30)
@@ -45,6 +52,7 @@ def test_an_object_the_app_does_not_own_is_left_byte_for_byte(operator: Operator
     assert after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["spec"] == before["spec"]
+    assert "appkeeper" not in {m["manager"] for m in after["metadata"]["managedFields"]}
     warnings = [e for e in items("events", namespace) if e["reason"] == "ChildConflict"]
     assert warnings
     assert warnings[0]["type"] == "Warning"

@@ -356,3 +356,15 @@ def test_status_is_written_only_when_it_changes(w: World) -> None:
     w.now = datetime(2026, 11, 23, 12, 5, tzinfo=NOW.tzinfo)
     w.reconcile()
     assert ("merge_patch", "App", "shop") not in w.kube.writes()
+
+
+def test_a_refused_child_is_tried_again_within_a_minute(w: World) -> None:
+    w.put_app(**WEB)
+    w.kube.fail("apply", "Service", 403, message='services "shop" is forbidden: exceeded quota')
+    outcome = w.reconcile()
+    assert w.condition("Degraded")["reason"] == "ServiceRejected"
+    assert outcome.requeue_after is not None
+    assert outcome.requeue_after <= 60
+    w.reconcile()  # the quota was raised meanwhile
+    assert w.child("Service")
+    assert w.condition("Degraded")["status"] == "False"
