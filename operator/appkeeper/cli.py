@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import socket
 import sys
 import time
+import uuid
 
 import kopf
 from prometheus_client import start_http_server
 
 from . import __version__
+from .leader import LeaseConfig
 
 
 def package_version() -> str:
@@ -64,7 +68,23 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    election = run.add_argument_group("leader election (run several replicas; only the Lease holder writes)")
+    election.add_argument("--leader-elect", action="store_true", help="hold a coordination.k8s.io/v1 Lease")
+    election.add_argument("--leader-election-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                          help="the Lease's namespace (default: $POD_NAMESPACE, else default)")
+    election.add_argument("--leader-election-id", default="appkeeper", help="the Lease's name (default appkeeper)")
+    election.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
+    election.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
+    election.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
     return p
+
+
+def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
+    if not args.leader_elect:
+        return None
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    return LeaseConfig(args.leader_election_namespace, args.leader_election_id, identity,
+                       args.lease_duration, args.renew_deadline, args.retry_period)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,10 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import handlers  # registers the kopf handlers
 
     options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,
-                               kubeconfig=args.kubeconfig)
+                               kubeconfig=args.kubeconfig, lease=lease_config(args))
     if args.kubeconfig:
-        import os
-
         os.environ["KUBECONFIG"] = args.kubeconfig
     if args.metrics_port:
         start_http_server(args.metrics_port)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
 from .kinds import WATCHED
 from .kube import ApiError, Kube, load_configuration
+from .leader import LeaderElector, LeaseConfig
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
 from .workqueue import WorkQueue, retry_delay
@@ -32,6 +34,7 @@ class Options:
     resync_seconds: float = 300.0
     max_backoff_seconds: float = 300.0
     kubeconfig: str | None = None
+    lease: LeaseConfig | None = None  # set: only the Lease holder reconciles
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Runtime:
     failures: dict[AppKey, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pool: ThreadPoolExecutor | None = None
+    leading: asyncio.Event = field(default_factory=asyncio.Event)
+    elector: LeaderElector | None = None
 
 
 def runtime(memo: Any) -> Runtime:
@@ -67,6 +72,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
                 for i in range(rt.options.workers)]
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
+    if rt.options.lease is None:
+        rt.leading.set()
+        metrics.LEADER.set(1)
+    else:
+        rt.elector = LeaderElector(kube, rt.options.lease)
+        rt.tasks.append(asyncio.create_task(_lead(rt, rt.elector), name="leader-election"))
 
 
 @kopf.on.cleanup()
@@ -78,6 +89,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.gather(*rt.tasks, return_exceptions=True)
     if rt.pool is not None:
         rt.pool.shutdown(wait=False, cancel_futures=True)
+    if rt.elector is not None:
+        await asyncio.get_running_loop().run_in_executor(None, rt.elector.release)
 
 
 @kopf.on.probe(id="queue")
@@ -116,10 +129,27 @@ for _kind in WATCHED:
                   labels={LABEL_APP: kopf.PRESENT})(child_event)
 
 
+async def _lead(rt: Runtime, elector: LeaderElector) -> None:
+    """Acquire, then renew, the Lease; a standby keeps trying. Losing it ends the process: no write
+    may happen after another replica could have taken over."""
+    loop = asyncio.get_running_loop()
+    while True:
+        ok = await loop.run_in_executor(None, elector.try_acquire_or_renew)
+        if ok and not rt.leading.is_set():
+            rt.leading.set()
+            metrics.LEADER.set(1)
+        elif not ok and rt.leading.is_set() and elector.lost():
+            log.error("lost the lease %s/%s (not renewed within %.0fs): exiting so a new process can stand by",
+                      elector.cfg.namespace, elector.cfg.name, elector.cfg.renew_deadline)
+            os._exit(1)
+        await asyncio.sleep(elector.cfg.retry)
+
+
 async def _worker(rt: Runtime) -> None:
     loop = asyncio.get_running_loop()
     assert rt.reconciler is not None
     while True:
+        await rt.leading.wait()  # a standby reconciles nothing
         key = await rt.queue.get()
         metrics.QUEUE_DEPTH.set(len(rt.queue))
         try:

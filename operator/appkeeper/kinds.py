@@ -46,6 +46,7 @@ class Kind:
     watched: bool = False  # a label-filtered watch keeps the store up to date
     build: Builder | None = None  # set for children: the objects of this kind the App implies
     name: str = "<app>"  # how a child is named, for the docs
+    own_namespace: bool = False  # needed only in the operator's own namespace (a Role there)
 
     @property
     def group(self) -> str:
@@ -84,6 +85,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
     Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),
     Kind("Event", "v1", "events", ("create", "patch")),  # patch: a repeat bumps the count
+    # Leader election, in the operator's own namespace.
+    Kind("Lease", "coordination.k8s.io/v1", "leases", ("get", "create", "update"), own_namespace=True),
     # The App itself (its watch is registered on its own).
     Kind("App", API_VERSION, PLURAL, ("get", "list", "watch", "patch")),
 )
@@ -107,7 +110,8 @@ def build_children(app: App, now: datetime, template_override: Json | None = Non
     return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
 
 
-def rbac_rules() -> set[tuple[str, str, tuple[str, ...]]]:
-    """(apiGroup, resource, verbs) the operator needs, one entry per resource."""
-    rules = {(k.group, k.plural, k.verbs) for k in KINDS}
-    return rules | set(SUBRESOURCES)
+def rbac_rules(own_namespace: bool = False) -> set[tuple[str, str, tuple[str, ...]]]:
+    """(apiGroup, resource, verbs) the operator needs, one entry per resource: where it reconciles
+    Apps, or (`own_namespace`) in its own namespace."""
+    rules = {(k.group, k.plural, k.verbs) for k in KINDS if k.own_namespace == own_namespace}
+    return rules if own_namespace else rules | set(SUBRESOURCES)

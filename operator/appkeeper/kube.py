@@ -120,6 +120,11 @@ class Kube:
         return self.request("PATCH", path, obj, {"fieldManager": MANAGER, "force": "true"},
                             content_type="application/apply-patch+yaml")
 
+    def create(self, obj: Json) -> Json:
+        meta = obj["metadata"]
+        return self.request("POST", path_for(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj,
+                            {"fieldManager": MANAGER})
+
     def replace(self, obj: Json) -> Json:
         """A full update (PUT), guarded by the object's resourceVersion."""
         meta = obj["metadata"]

@@ -16,3 +16,4 @@ ROLLBACKS = Counter("appkeeper_rollbacks_total", "Rollouts rolled back to the la
 STATUS_PATCHES = Counter("appkeeper_status_patches_total", "App status patches written")
 APPS = Gauge("appkeeper_apps", "Apps the operator watches")
 QUEUE_DEPTH = Gauge("appkeeper_queue_depth", "Apps waiting for a reconcile")
+LEADER = Gauge("appkeeper_leader", "1 while this process holds the leader Lease (or runs without election)")

@@ -4,6 +4,7 @@ the local cluster's build made (or one on PATH); says so plainly if there is non
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ VALUES = {"default": [], "namespaced": ["--set", "watchNamespaces={team-a,team-b
                                          "--set", "metrics.serviceMonitor.enabled=true", "--set", "logFormat=text"]}
 
 
+@functools.cache
 def template(values: str) -> str:
     return helm("template", "appkeeper", str(CHART), "--namespace", "appkeeper-system", "--kube-version", "1.36.3",
                 "--skip-crds", *VALUES[values]).stdout
@@ -57,21 +59,55 @@ def test_helm_template_matches_golden(values: str) -> None:
     assert got == path.read_text(), f"{path} differs; rerun with UPDATE_GOLDEN=1 and review the diff"
 
 
-def rules_of(rendered: str, kind: str) -> set[tuple[str, str, tuple[str, ...]]]:
-    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == kind]
+Rules = dict[tuple[str, str], set[str]]
+
+
+def rules_of(rendered: str, kind: str, leader: bool = False) -> Rules:
+    """(apiGroup, resource) -> verbs, over every rendered `kind` (the leader-election Role, or the rest)."""
+    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == kind
+                                  and d["metadata"]["name"].endswith("-leader-election") == leader]
     assert docs, f"no {kind} rendered"
-    out = set()
+    out: Rules = {}
     for doc in docs:
         for rule in doc["rules"]:
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
-                    out.add((group, resource, tuple(rule["verbs"])))
+                    out.setdefault((group, resource), set()).update(rule["verbs"])
     return out
+
+
+def table(own_namespace: bool = False) -> Rules:
+    return {(g, r): set(v) for g, r, v in rbac_rules(own_namespace)}
 
 
 @pytest.mark.parametrize(("values", "kind"), [("default", "ClusterRole"), ("namespaced", "Role")])
 def test_chart_rbac_is_exactly_what_the_kinds_table_needs(values: str, kind: str) -> None:
-    assert rules_of(template(values), kind) == rbac_rules()
+    assert rules_of(template(values), kind) == table()
+    # The Lease, in the release namespace only, and get/update only on the operator's own Lease.
+    assert rules_of(template(values), "Role", leader=True) == table(own_namespace=True)
+    [role] = [d for d in yaml.safe_load_all(template(values)) if d and d["kind"] == "Role"
+              and d["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == "appkeeper-system"
+    named = [r for r in role["rules"] if "get" in r["verbs"]]
+    assert named == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                      "resourceNames": ["appkeeper"], "verbs": ["get", "update"]}]
+
+
+def test_two_replicas_elect_a_leader_by_default() -> None:
+    docs = [d for d in yaml.safe_load_all(template("default")) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args
+    assert "--leader-election-id=appkeeper" in args
+    assert [d["spec"]["minAvailable"] for d in docs if d["kind"] == "PodDisruptionBudget"] == [1]
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert affinity["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == \
+        "kubernetes.io/hostname"
+    without = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set",
+                   "leaderElection.enabled=false", check=False)
+    assert without.returncode != 0
+    assert "replicas > 1 needs leaderElection.enabled" in without.stderr
 
 
 def test_helm_lint_and_schema() -> None:

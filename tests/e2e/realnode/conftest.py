@@ -59,8 +59,15 @@ class Release:
         out = kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/name=appkeeper", "-o", "json")
         return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
 
+    def leader(self) -> str:
+        """The pod holding the Lease (its identity is `<pod name>_<random>`)."""
+        lease = get("lease", "appkeeper", self.namespace)
+        holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+        return holder.rpartition("_")[0]
+
     def logs(self) -> str:
-        return kubectl("logs", "-n", self.namespace, "deployment/appkeeper", "--tail=-1").stdout
+        pod = self.leader()
+        return kubectl("logs", "-n", self.namespace, pod, "--tail=-1").stdout if pod else ""
 
 
 @pytest.fixture(scope="module")

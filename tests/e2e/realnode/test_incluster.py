@@ -37,13 +37,17 @@ def degraded_reason(name: str, ns: str) -> tuple[str, str] | None:
     return (c["reason"], c["message"]) if c.get("status") == "True" else None
 
 
-def test_operator_pod_runs_the_image_built_here_under_restricted(incluster: Release) -> None:
-    [pod] = incluster.operator_pods()
-    assert pod["spec"]["nodeName"] == "realnode-0"
-    assert pod["status"]["phase"] == "Running"
-    [cs] = pod["status"]["containerStatuses"]
-    assert cs["ready"] is True
-    assert cs["image"] == incluster.image
+def test_operator_pods_run_the_image_built_here_under_restricted(incluster: Release) -> None:
+    pods = incluster.operator_pods()
+    assert len(pods) == 2  # the chart's default: two replicas, one leader
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == "realnode-0"
+        assert pod["status"]["phase"] == "Running"
+        [cs] = pod["status"]["containerStatuses"]
+        assert cs["ready"] is True  # /healthz is green on the standby too
+        assert cs["image"] == incluster.image
+    leader = wait_for("a leader", incluster.leader, timeout=30)
+    assert leader in {p["metadata"]["name"] for p in pods}
     labels = get("namespace", incluster.namespace, "default")["metadata"]["labels"]  # type: ignore[index]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     # The namespace really enforces it: a pod without the restricted settings is refused at admission.
@@ -113,20 +117,26 @@ def test_a_bad_update_is_rolled_back_for_real(incluster: Release, namespace: str
     assert get("app", "roll", namespace)["status"]["lastHealthyRevision"] == healthy  # type: ignore[index]
 
 
-def test_operator_replacement_resumes_and_repairs(incluster: Release, namespace: str) -> None:
+def test_the_standby_takes_over_when_the_leader_is_killed(incluster: Release, namespace: str) -> None:
     apply(real_app("again", ports=WEB["ports"]), namespace)
     wait_ready("again", namespace, timeout=120)
-    [old] = incluster.operator_pods()
-    kubectl("delete", "pod", old["metadata"]["name"], "-n", incluster.namespace, "--grace-period=0", "--force")
-    new = wait_for("a new operator pod Ready", lambda: [
-        p for p in incluster.operator_pods() if p["metadata"]["name"] != old["metadata"]["name"]
-        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])], timeout=120)
+    old = wait_for("a leader", incluster.leader, timeout=30)
+    standby = next(p["metadata"]["name"] for p in incluster.operator_pods() if p["metadata"]["name"] != old)
+    t0 = time.monotonic()
+    kubectl("delete", "pod", old, "-n", incluster.namespace, "--grace-period=0", "--force")
+    new = wait_for("another leader", lambda: (lead := incluster.leader()) and lead != old and lead, timeout=60)
+    print(f"failover: {new} leads {time.monotonic() - t0:.1f}s after the leader was killed (lease 15s)")
+    assert new == standby
     kubectl("delete", "service", "again", "-n", namespace)
-    wait_for("the Service repaired by the new operator pod", lambda: (get("app", "again", namespace) or {})
+    wait_for("the Service repaired by the new leader", lambda: (get("app", "again", namespace) or {})
              .get("status", {}).get("repairs", {}).get("lastReason") == "ServiceDeleted", timeout=60)
     assert get("service", "again", namespace) is not None
-    logs = kubectl("logs", "-n", incluster.namespace, new[0]["metadata"]["name"]).stdout
+    logs = kubectl("logs", "-n", incluster.namespace, new).stdout
     assert f"repaired {namespace}/again: Service again was deleted; recreated it" in logs
+    # The killed pod's replacement stands by.
+    wait_for("two operator pods again", lambda: len([
+        p for p in incluster.operator_pods()
+        if all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])]) == 2, timeout=120)
 
 
 def test_helm_test_passes(incluster: Release) -> None:
