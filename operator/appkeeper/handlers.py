@@ -23,9 +23,11 @@ from .kube import ApiError, Kube, load_configuration
 from .leader import LeaderElector, LeaseConfig
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
+from .verify import api_answers, verify
 from .workqueue import WorkQueue, retry_delay
 
 log = logging.getLogger("appkeeper")
+PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
 
 
 @dataclass
@@ -178,8 +180,28 @@ def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None)
 
 
 async def _resync(rt: Runtime) -> None:
-    """Every App, now and then, even if no watch event came: the safety net of level-based."""
+    """The safety net of level-based: every resync period, the store is checked against fresh lists
+    (verify.py) and every App is queued, even if no watch event came. Between times a cheap probe
+    watches for the API server coming back after an outage, and then the check runs at once."""
+    loop = asyncio.get_running_loop()
+    assert rt.reconciler is not None
+    kube, last, down = rt.reconciler.deps.kube, loop.time(), False
     while True:
-        await asyncio.sleep(rt.options.resync_seconds)
-        for key in rt.store.app_keys():
+        await asyncio.sleep(min(PROBE_SECONDS, rt.options.resync_seconds))
+        due = loop.time() - last >= rt.options.resync_seconds
+        if not (due or down):
+            down = not await loop.run_in_executor(None, api_answers, kube)
+            continue
+        try:
+            stale = await loop.run_in_executor(None, verify, kube, rt.store)
+        except ApiError as e:
+            log.warning("could not check the store against the API: %s", e)
+            down = True
+            continue
+        down = False
+        for key in stale:
             rt.queue.add(key)
+        if due:
+            last = loop.time()
+            for key in rt.store.app_keys():
+                rt.queue.add(key)

@@ -101,6 +101,46 @@ class Store:
                 del held[key]
         return owner
 
+    def replace(self, kind: str, namespace: str, listed: list[Json]) -> set[AppKey]:
+        """An informer's Replace: after a fresh list of `kind` in `namespace`, hold exactly that;
+        objects that vanished while a watch was away are dropped. Returns the Apps whose objects of
+        `kind` appeared, changed or went."""
+        pods = kind == "Pod"
+        table: dict[AppKey, dict[Any, Json]] = self._pods if pods else self._children
+        fresh: dict[AppKey, dict[Any, Json]] = {}
+        for obj in listed:
+            owner = owner_of(obj)
+            if owner is not None:
+                name = obj["metadata"]["name"]
+                fresh.setdefault(owner, {})[name if pods else (kind, name)] = obj
+        changed: set[AppKey] = set()
+        with self._lock:
+            for owner in {o for o in table.keys() | fresh.keys() if o[0] == namespace}:
+                held, new = table.setdefault(owner, {}), fresh.get(owner, {})
+                for key in [k for k in held if (pods or k[0] == kind) and k not in new]:
+                    del held[key]
+                    changed.add(owner)
+                for key, obj in new.items():
+                    if held.get(key) is None or (_newer(obj, held[key]) and _rv(obj) != _rv(held[key])):
+                        held[key] = obj
+                        changed.add(owner)
+        return changed
+
+    def replace_apps(self, namespace: str, listed: list[Json]) -> set[AppKey]:
+        """The same for Apps: those gone from a fresh list of `namespace` are dropped (returned)."""
+        names = {app_key(o) for o in listed}
+        for obj in listed:
+            self.put_app(obj)
+        with self._lock:
+            gone = {k for k in self._apps if k[0] == namespace and k not in names}
+            for key in gone:
+                del self._apps[key]
+        return gone
+
+    def namespaces(self) -> set[str]:
+        with self._lock:
+            return {k[0] for k in self._apps} | {k[0] for k in self._children if self._children[k]}
+
     def children(self, owner: AppKey) -> dict[ChildKey, Json]:
         with self._lock:
             return dict(self._children.get(owner, {}))

@@ -177,9 +177,13 @@ class FakeKube:
 
     def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]:
         self._call("list", kind, "")
-        key, _, value = label_selector.partition("=")
+        key, eq, value = label_selector.partition("=")
+
+        def selected(labels: dict[str, str]) -> bool:
+            return not key or (labels.get(key) == value if eq else key in labels)
+
         return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
-                if k == kind and ns == namespace and (o["metadata"].get("labels") or {}).get(key) == value]
+                if k == kind and ns == namespace and selected(o["metadata"].get("labels") or {})]
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
         self._call("delete", kind, name)

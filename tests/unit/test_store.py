@@ -28,3 +28,47 @@ def test_delete_of_an_old_incarnation_keeps_the_new_one() -> None:
     s.drop_child(obj("Service", "8", uid="new"))
     assert s.child(("ns", "shop"), ("Service", "shop")) is None
     assert s.put_child({"kind": "Service", "metadata": {"name": "x", "labels": {}}}) is None
+
+
+def test_a_relist_drops_what_vanished_and_names_the_apps() -> None:
+    from appkeeper.store import Store
+
+    def child(kind: str, name: str, app: str, rv: str, uid: str = "") -> dict[str, object]:
+        return {"kind": kind, "metadata": {"name": name, "namespace": "ns", "uid": uid or name, "resourceVersion": rv,
+                                           "labels": {"appkeeper.dev/app": app}}}
+
+    store = Store()
+    store.put_child(child("Deployment", "a", "a", "1"))
+    store.put_child(child("Service", "a", "a", "1"))
+    store.put_child(child("Deployment", "b", "b", "1"))
+    # The Deployment "a" was deleted while the watch was away; "b" did not change.
+    assert store.replace("Deployment", "ns", [child("Deployment", "b", "b", "1")]) == {("ns", "a")}
+    assert set(store.children(("ns", "a"))) == {("Service", "a")}  # other kinds untouched
+    assert store.replace("Deployment", "ns", [child("Deployment", "b", "b", "1")]) == set()
+    # A newer version from the list replaces the held one; an older one does not.
+    assert store.replace("Deployment", "ns", [child("Deployment", "b", "b", "5")]) == {("ns", "b")}
+    assert store.replace("Deployment", "other", []) == set()  # another namespace is left alone
+    assert store.children(("ns", "b"))[("Deployment", "b")]["metadata"]["resourceVersion"] == "5"
+
+
+def test_verify_puts_back_the_truth_after_an_outage() -> None:
+    from appkeeper.verify import verify
+
+    from .test_reconcile import NS, WEB, World
+
+    w = World()
+    w.put_app(**WEB)
+    w.reconcile()
+    store = w.store
+    # During an outage, the Service is deleted and nobody tells the store.
+    w.kube.objects.pop(("Service", NS, "shop"))
+    assert ("Service", "shop") in store.children((NS, "shop"))
+    assert verify(w.kube, store) == {(NS, "shop")}  # type: ignore[arg-type]
+    assert ("Service", "shop") not in store.children((NS, "shop"))
+    w.reconciler.reconcile((NS, "shop"))
+    assert w.kube.obj("Service", NS, "shop") is not None
+    assert w.status()["repairs"]["lastReason"] == "ServiceDeleted"
+    # An App deleted meanwhile leaves the store too.
+    w.kube.objects.pop(("App", NS, "shop"))
+    verify(w.kube, store)  # type: ignore[arg-type]
+    assert store.app((NS, "shop")) is None

@@ -1,0 +1,54 @@
+"""The store tells the truth: what the watches hold is checked against fresh lists from the API,
+the way an informer's relist replaces its store. Objects that vanished while a watch was away (a
+partition, an API server restart, a 410 Gone) are dropped and their Apps reconciled, so a child
+deleted during an outage is recreated, and status never reports an object that does not exist.
+
+Run every resync period, and at once when the API server answers again after it did not."""
+
+from __future__ import annotations
+
+import logging
+
+from .api import Json
+from .desired import LABEL_APP
+from .kinds import BY_KIND, WATCHED
+from .kube import Kube
+from .store import AppKey, Store
+
+log = logging.getLogger("appkeeper.verify")
+
+
+def verify(kube: Kube, store: Store) -> set[AppKey]:
+    """Lists every watched kind (and the Apps) in each namespace the store knows; returns the Apps
+    to reconcile because what the store held was not what the API holds. Raises ApiError."""
+    stale: set[AppKey] = set()
+    app = BY_KIND["App"]
+    for namespace in sorted(store.namespaces()):
+        gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App",
+                                                   app.api_version))
+        for kind in WATCHED:
+            listed = typed(kube.list(kind.api_version, kind.kind, namespace, LABEL_APP), kind.kind, kind.api_version)
+            stale |= store.replace(kind.kind, namespace, listed)
+        if gone:
+            log.info("Apps gone while unwatched: %s", ", ".join(f"{ns}/{n}" for ns, n in sorted(gone)))
+    stale = {k for k in stale if store.app(k) is not None}
+    if stale:
+        log.info("the store was behind the API for %d App(s); reconciling them", len(stale))
+    return stale
+
+
+def typed(items: list[Json], kind: str, api_version: str) -> list[Json]:
+    """A list's items carry no kind or apiVersion; the store's keys need the kind."""
+    for item in items:
+        item.setdefault("kind", kind)
+        item.setdefault("apiVersion", api_version)
+    return items
+
+
+def api_answers(kube: Kube) -> bool:
+    """The API server's /readyz (readable by any identity): a cheap sign it is reachable again."""
+    try:
+        kube.request("GET", "/readyz")
+    except Exception:
+        return False
+    return True
