@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 
-import kopf
 from prometheus_client import start_http_server
 
 from . import __version__
@@ -90,6 +89,8 @@ def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_format, args.log_level)
+    import kopf  # imported here: `appkeeper --version` and the tests need none of it
+
     from . import handlers  # registers the kopf handlers
 
     options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,

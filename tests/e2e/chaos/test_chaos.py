@@ -1,0 +1,148 @@
+"""Chaos, bounded: operator kills during a burst, leader failover, retained claims across deletions
+with the operator stopped, namespace deletion with the operator stopped. Each prints its figures
+(recorded in bench/chaos.md with the command that produced them)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import Operator, app, get, items, kubectl, start_operator, stop_operator, wait_for
+
+CHILDREN = {("Deployment", "app"), ("Service", "app")}
+SPEC: dict[str, Any] = {"ports": [{"name": "http", "containerPort": 80}]}
+
+
+def apply_many(namespace: str, names: list[str], **spec: Any) -> None:
+    body = {"apiVersion": "v1", "kind": "List", "items": [app(n, **spec) for n in names]}
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+
+
+def converged(namespace: str, expected: int) -> list[dict[str, Any]] | None:
+    apps = items("apps", namespace)
+    done = [a for a in apps if (a.get("status") or {}).get("phase") == "Ready"
+            and a["status"].get("observedGeneration") == a["metadata"]["generation"]]
+    return apps if len(done) == expected == len(apps) else None
+
+
+def kill(op: Operator) -> None:
+    op.proc.send_signal(signal.SIGKILL)
+    op.proc.wait()
+
+
+@pytest.fixture
+def ns(cluster: Any, crd: str) -> Iterator[str]:
+    name = f"chaos-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_a_burst_survives_sigkill_every_five_seconds(ns: str, tmp_path: Path) -> None:
+    names = [f"a{i:03d}" for i in range(200)]
+    op = start_operator(tmp_path, f"--namespace={ns}", "--workers=8")
+    apply_many(ns, names, **SPEC)
+    kills = 0
+    try:
+        for _ in range(6):  # 30 s of a SIGKILL every 5 s, each followed by a restart
+            time.sleep(5)
+            kill(op)
+            kills += 1
+            op = start_operator(tmp_path, f"--namespace={ns}", "--workers=8")
+        t0 = time.monotonic()
+        apps = wait_for("200 Apps Ready", lambda: converged(ns, 200), timeout=240, interval=1)
+        print(f"chaos(a): {kills} SIGKILLs; all 200 Apps Ready {time.monotonic() - t0:.1f}s after the last restart")
+        repaired = {a["metadata"]["name"]: a["status"]["repairs"]["count"] for a in apps
+                    if a["status"].get("repairs", {}).get("count")}
+        assert repaired == {}, "restarts counted as repairs"
+        for a in apps:
+            assert {(c["kind"], c["name"]) for c in a["status"]["children"]} == \
+                {(k, a["metadata"]["name"]) for k, _ in CHILDREN}
+        deployments = items("deployments", ns)
+        assert sorted(d["metadata"]["name"] for d in deployments) == names
+    finally:
+        stop_operator(op)
+    kubectl("delete", "apps", "--all", "-n", ns, "--timeout=120s")
+    wait_for("no orphans", lambda: not items("deployments", ns) and not items("services", ns), timeout=120)
+
+
+def lease_holder(namespace: str) -> str:
+    lease = get("lease", "chaos-leader", namespace) or {}
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+def test_the_standby_takes_over_a_burst_when_the_leader_dies(ns: str, tmp_path: Path) -> None:
+    args = [f"--namespace={ns}", "--leader-elect", f"--leader-election-namespace={ns}",
+            "--leader-election-id=chaos-leader"]
+    ops = {name: start_operator(tmp_path, *args, env={"POD_NAME": name}) for name in ("one", "two")}
+    try:
+        holder = wait_for("a leader", lambda: lease_holder(ns), timeout=30)
+        leader = holder.rpartition("_")[0]
+        standby = next(n for n in ops if n != leader)
+        assert ops[standby].metrics()["appkeeper_leader"] == 0.0
+        apply_many(ns, [f"b{i:02d}" for i in range(60)], **SPEC)
+        time.sleep(2)
+        t0 = time.monotonic()
+        kill(ops[leader])  # no clean hand-over: the standby waits out the lease
+        wait_for("the standby leads", lambda: lease_holder(ns).startswith(f"{standby}_"), timeout=40)
+        failover = time.monotonic() - t0
+        wait_for("60 Apps Ready", lambda: converged(ns, 60), timeout=120, interval=1)
+        print(f"chaos(b): failover {failover:.1f}s after SIGKILL of the leader (lease 15s); "
+              f"all Ready {time.monotonic() - t0:.1f}s after it")
+        assert failover < 30
+        assert ops[standby].metrics()["appkeeper_leader"] == 1.0
+    finally:
+        for op in ops.values():
+            if op.proc.poll() is None:
+                stop_operator(op)
+
+
+def claims_kept(ns: str, names: list[str]) -> int:
+    kept = 0
+    for claim in items("pvc", ns):
+        meta = claim["metadata"]
+        if meta["name"].removesuffix("-data") in names and not meta.get("deletionTimestamp") \
+                and meta.get("annotations", {}).get("appkeeper.dev/retained-from") == meta["name"][:-5]:
+            kept += 1
+    return kept
+
+
+def test_retained_claims_survive_apps_deleted_while_the_operator_is_stopped(ns: str, tmp_path: Path) -> None:
+    volume = {"volumes": [{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}]}
+    total = 0
+    for round_ in range(5):
+        names = [f"r{round_}x{i:02d}" for i in range(40)]
+        op = start_operator(tmp_path, f"--namespace={ns}")
+        apply_many(ns, names, **volume)
+        wait_for("40 claims", lambda n=names: claims_kept(ns, n) == 40, timeout=120, interval=1)
+        stop_operator(op)
+        kubectl("delete", "apps", "--all", "-n", ns, "--timeout=60s")  # completes with no operator
+        op = start_operator(tmp_path, f"--namespace={ns}")
+        time.sleep(3)
+        total += claims_kept(ns, names)
+        stop_operator(op)
+    print(f"chaos(e): {total}/200 retained claims kept and annotated over 5 rounds")
+    assert total == 200
+
+
+def test_a_namespace_goes_with_the_operator_stopped(tmp_path: Path, cluster: Any, crd: str) -> None:
+    name = f"chaos-ns-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    op = start_operator(tmp_path, f"--namespace={name}")
+    volume = {"volumes": [{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi"}}]}
+    apply_many(name, [f"n{i}" for i in range(10)], **volume)
+    wait_for("10 claims", lambda: len(items("pvc", name)) == 10, timeout=60)
+    stop_operator(op)
+    t0 = time.monotonic()
+    kubectl("delete", "namespace", name, "--wait=false")
+    wait_for("the namespace gone", lambda: kubectl("get", "namespace", name, check=False).returncode != 0,
+             timeout=60, interval=1)
+    print(f"chaos(d): namespace with 10 Apps and retained claims deleted in {time.monotonic() - t0:.1f}s, "
+          "operator stopped")
