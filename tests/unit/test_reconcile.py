@@ -45,11 +45,14 @@ class World:
         held["metadata"]["generation"] += 1
         return held
 
-    def reconcile(self, name: str = "shop") -> Any:
-        self.kube.sync(self.store)
+    def reconcile(self, name: str = "shop", watch_before: bool = True, watch_after: bool = True) -> Any:
+        """`watch_*=False`: the watches have not delivered yet (the store lags the API)."""
+        if watch_before:
+            self.kube.sync(self.store)
         self.kube.calls.clear()
         outcome = self.reconciler.reconcile((NS, name))
-        self.kube.sync(self.store)
+        if watch_after:
+            self.kube.sync(self.store)
         return outcome
 
     def app(self, name: str = "shop") -> Json:
@@ -368,3 +371,20 @@ def test_a_refused_child_is_tried_again_within_a_minute(w: World) -> None:
     w.reconcile()  # the quota was raised meanwhile
     assert w.child("Service")
     assert w.condition("Degraded")["status"] == "False"
+
+
+def test_a_restart_before_the_child_watches_listed_is_not_a_repair(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.put_app(**dict(WEB, image="nginx:1.28"))
+    w.reconcile(watch_after=False)  # applied; the process dies before any watch event arrives
+    # The new process: the App watch has listed, the child watches not yet.
+    w.store = Store()
+    w.store.put_app(copy.deepcopy(w.app()))
+    w.restart()
+    w.reconcile(watch_before=False)
+    assert [c for c in w.kube.writes() if c[1] != "App"] == []  # it asked (GET) instead of recreating
+    assert ("get", "Deployment", "shop") in w.kube.calls
+    w.reconcile()
+    assert w.status()["repairs"]["count"] == 0
+    assert not [e for e in w.events() if e[0] == "Repaired"]
