@@ -31,7 +31,7 @@ test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started 
 	$(PY) -m pytest -q -rA tests/e2e
 	@if [ -z "$$KUBECONFIG" ]; then $(PY) -m pytest -q -rA tests/teardown; fi
 
-test: lint test-unit test-e2e ## everything CI runs: lint, unit, e2e
+test: lint binaries test-unit test-e2e ## everything CI runs: lint, the pinned binaries (helm for the chart checks), unit, e2e
 
 binaries: ## build-or-reuse the pinned Kubernetes, etcd, KWOK, Helm binaries
 	hack/build-binaries.sh
