@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import ROOT, Cluster, get, kubectl, wait_for
+from ..conftest import ROOT, Cluster, get, kubectl
 
 sys.path.insert(0, str(ROOT / "hack"))
 import localcluster  # noqa: F401 - the tests read its STATE
@@ -107,8 +107,3 @@ def real_app(name: str, **spec: Any) -> dict[str, Any]:
     spec.setdefault("imagePullPolicy", "IfNotPresent")
     spec["pod"] = {**ON_REAL_NODE, **spec.get("pod", {})}
     return {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name}, "spec": spec}
-
-
-def wait_pods_gone(ns: str, selector: str, timeout: float = 60) -> None:
-    wait_for(f"pods {selector} gone", lambda: not json.loads(
-        kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json").stdout)["items"], timeout=timeout)
