@@ -27,6 +27,18 @@ def fetch(url: str) -> str:
         return str(r.read().decode())
 
 
+def served(url: str, expected: str) -> None:
+    """`url` answers `expected`, once kube-proxy has programmed the Service's current endpoints
+    (Ready pods reach its rules a moment later; until then the ClusterIP refuses)."""
+    def answer() -> bool:
+        try:
+            return fetch(url) == expected
+        except OSError:
+            return False
+
+    wait_for(f"{url} to serve {expected!r}", answer, timeout=30)
+
+
 def pods(ns: str, app_name: str) -> list[dict[str, Any]]:
     out = kubectl("get", "pods", "-n", ns, "-l", f"appkeeper.dev/app={app_name}", "-o", "json").stdout
     return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
@@ -68,7 +80,7 @@ def test_web_app_serves_through_its_service_and_keeps_its_volume(incluster: Rele
     assert {p["spec"]["nodeName"] for p in running} == {"realnode-0"}
     ip = get("service", "web", namespace)["spec"]["clusterIP"]  # type: ignore[index]
     # From the host, through kube-proxy's rules for the ClusterIP, to a real httpd.
-    assert fetch(f"http://{ip}/") == "appkeeper test-web\n"
+    served(f"http://{ip}/", "appkeeper test-web\n")
 
     first = running[0]["metadata"]["name"]
     kubectl("exec", "-n", namespace, first, "--", "sh", "-c", "echo kept > /www/data/probe.txt")
@@ -77,6 +89,7 @@ def test_web_app_serves_through_its_service_and_keeps_its_volume(incluster: Rele
         p for p in pods(namespace, "web") if p["metadata"]["name"] != first
         and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])]) == 2, timeout=90)
     # Both replicas (the replacement included) serve the file from the claim.
+    served(f"http://{ip}/data/probe.txt", "kept\n")
     for _ in range(4):
         assert fetch(f"http://{ip}/data/probe.txt") == "kept\n"
 
