@@ -75,8 +75,10 @@ def test_pods_resolve_cluster_names_and_nothing_else(probe_pod: str, namespace: 
     found = kubectl("exec", "-n", namespace, probe_pod, "--", "nslookup", "kubernetes.default.svc.cluster.local")
     assert "10.96.0.1" in found.stdout
     outside = kubectl("exec", "-n", namespace, probe_pod, "--", "nslookup", "example.com", check=False)
+    # Not resolved: NXDOMAIN from CoreDNS's catch-all (or, on a loaded machine, busybox giving up
+    # on the search-path queries first); never an answer.
     assert outside.returncode != 0
-    assert "NXDOMAIN" in outside.stdout + outside.stderr
+    assert "Name:" not in outside.stdout, outside.stdout
 
 
 def test_dns_policy_default_goes_nowhere(real_node: str, namespace: str) -> None:
