@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from .api import API_VERSION, KIND, Json
+from .status import timestamp
 
 log = logging.getLogger("appkeeper.events")
 
@@ -39,10 +40,6 @@ class _Seen:
 class _Bucket:
     tokens: float
     at: datetime
-
-
-def timestamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Recorder:
