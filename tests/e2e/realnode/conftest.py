@@ -18,7 +18,6 @@ import pytest
 from ..conftest import ROOT, Cluster, get, kubectl
 
 sys.path.insert(0, str(ROOT / "hack"))
-import localcluster  # noqa: F401 - the tests read its STATE
 import realnode
 
 CHART = ROOT / "charts" / "appkeeper"

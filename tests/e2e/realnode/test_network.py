@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from ..conftest import kubectl, wait_for
-from .conftest import ON_REAL_NODE, WEB_IMAGE, localcluster, realnode
+from .conftest import ON_REAL_NODE, WEB_IMAGE, realnode
 
 # Every process the local cluster starts.
 CLUSTER_PROCESSES = {"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok", "metrics-server",
@@ -35,6 +35,8 @@ def test_guards_drop_cluster_ranges_off_the_machine(real_node: str) -> None:
     assert re.search(rf"ip saddr {re.escape(realnode.CLUSTER_CIDR)} {re.escape(keep)} accept\n\s*"
                      rf"ip saddr {re.escape(realnode.CLUSTER_CIDR)} counter packets \d+ bytes \d+ drop", rules), rules
     # The bridge does not masquerade pod traffic out of the machine.
+    import localcluster  # hack/ is on sys.path (conftest): the running cluster's state folder
+
     conf = json.loads(next((localcluster.STATE / "realnode" / "cni").glob("*.conflist")).read_text())
     assert conf["plugins"][0]["ipMasq"] is False
 
