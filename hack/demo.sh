@@ -30,9 +30,9 @@ out_of_cluster_operator() {
   kubectl config --kubeconfig="$state/operator.kubeconfig" set-context demo --cluster=local --user=appkeeper >/dev/null
   kubectl config --kubeconfig="$state/operator.kubeconfig" use-context demo >/dev/null
   KUBECONFIG=$state/operator.kubeconfig nohup "$root/.venv/bin/appkeeper" run --metrics-port=18080 \
-    --health-port=18081 >"$state/operator.log" 2>&1 &
+    --health-port=18081 --bind-address=127.0.0.1 >"$state/operator.log" 2>&1 &
   echo $! >"$state/operator.pid"
-  for _ in $(seq 1 100); do curl -fs localhost:18081/healthz >/dev/null && break; sleep 0.2; done
+  for _ in $(seq 1 100); do curl -fs localhost:18081/readyz >/dev/null && break; sleep 0.2; done
   echo "operator pid $(cat "$state/operator.pid"), log $state/operator.log, metrics http://localhost:18080/metrics"
 }
 

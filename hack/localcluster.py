@@ -33,6 +33,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images
@@ -219,7 +220,51 @@ def start(name: str, argv: list[str]) -> int:
                             start_new_session=True, cwd=STATE)
     (STATE / "pids" / name).write_text(str(proc.pid))
     (STATE / "pids" / f"{name}.start").write_text(start_time(proc.pid) or "")
+    (STATE / "pids" / f"{name}.argv").write_text(json.dumps(argv))
     return proc.pid
+
+
+# --- chaos: one component killed and started again, or frozen and thawed -------------------------
+
+def signal_component(name: str, sig: signal.Signals) -> None:
+    """SIGKILL (gone at once, no clean shutdown), SIGSTOP (frozen: connections stay open and nothing
+    answers) or SIGCONT, to a component this cluster started."""
+    pid = pids().get(name)
+    if pid is None or not ours(name, pid):
+        raise ClusterError(f"{name} is not running in {STATE}")
+    os.killpg(pid, sig)
+    if sig == signal.SIGKILL:
+        while alive(pid):
+            time.sleep(0.05)
+
+
+def compact_etcd() -> int:
+    """Compact etcd's history up to now (through its loopback JSON gateway): a watch that tries to
+    resume from an older resourceVersion is told 410 Gone and must list again. Returns the revision."""
+    port = json.loads((STATE / "ports.json").read_text())[0]  # Ports.all() order: etcd's client port first
+
+    def call(path: str, body: dict[str, object]) -> dict[str, Any]:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return dict(json.loads(r.read()))
+
+    revision = int(call("/v3/kv/range", {"key": "AA==", "limit": 1})["header"]["revision"])
+    call("/v3/kv/compaction", {"revision": revision, "physical": True})
+    return revision
+
+
+def restart_component(name: str) -> int:
+    """Start a component again with the arguments it was first started with (after SIGKILL)."""
+    pid = pids().get(name)
+    if pid is not None and ours(name, pid):
+        raise ClusterError(f"{name} is still running (pid {pid})")
+    argv = json.loads((STATE / "pids" / f"{name}.argv").read_text())
+    pid = start(name, argv)
+    if name == "kube-apiserver":
+        server = json.loads((STATE / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+        wait_for("kube-apiserver /readyz", lambda: api_ready(server, STATE / "pki"), 60, name)
+    return pid
 
 
 def wait_for(what: str, check: object, timeout: float, name: str | None = None) -> None:
@@ -504,6 +549,7 @@ def setup_cluster_objects(bins: Path, ports: Ports) -> None:
 
 def stop(name: str, pid: int) -> None:
     try:
+        os.killpg(pid, signal.SIGCONT)  # a component a chaos test froze must hear the SIGTERM
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return

@@ -14,7 +14,12 @@ import uuid
 from prometheus_client import start_http_server
 
 from . import __version__
+from .api import GROUP, PLURAL, VERSION
+from .health import Health, serve
+from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
+
+log = logging.getLogger("appkeeper")
 
 
 def package_version() -> str:
@@ -63,7 +68,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resync-seconds", type=float, default=300.0,
                      help="reconcile every App at least this often (default 300)")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")
-    run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness /healthz port")
+    run.add_argument("--health-port", type=int, default=8081, help="/healthz (alive) and /readyz (serving) port")
+    run.add_argument("--bind-address", default="0.0.0.0",
+                     help="address the metrics and health ports listen on (default 0.0.0.0: a pod's own)")
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
@@ -89,28 +96,80 @@ def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_format, args.log_level)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    health = Health()
+    if args.health_port:
+        serve(health, args.bind_address, args.health_port)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.bind_address)
+    logging.getLogger("appkeeper").info(
+        "appkeeper %s starting: %s, %d workers", package_version(),
+        f"namespaces {', '.join(args.namespace)}" if args.namespace else "all namespaces", args.workers)
+    kube = Kube(load_configuration(args.kubeconfig), pool_size=2, timeout=10)
+    while True:
+        wait_for_crd(kube, health)
+        try:
+            run_kopf(args, health)
+        except Exception as e:
+            why = worth_restarting(e, kube)
+            if why is None:
+                raise
+            log.warning("%s; serving again once it is back", why)
+            health.waiting(why)
+            time.sleep(2)  # a CRD deleted and re-created at once must not make a hot loop
+            continue
+        return 0
+
+
+def run_kopf(args: argparse.Namespace, health: Health) -> None:
+    """One run of kopf, until a signal stops it (returns) or a watch fails (raises)."""
     import kopf  # imported here: `appkeeper --version` and the tests need none of it
 
     from . import handlers  # registers the kopf handlers
 
     options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,
                                kubeconfig=args.kubeconfig, lease=lease_config(args))
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    if args.metrics_port:
-        start_http_server(args.metrics_port)
-    memo = kopf.Memo(runtime=handlers.Runtime(options))
-    logging.getLogger("appkeeper").info(
-        "appkeeper %s starting: %s, %d workers", package_version(),
-        f"namespaces {', '.join(args.namespace)}" if args.namespace else "all namespaces", args.workers)
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
-        memo=memo,
-    )
-    return 0
+    rt = handlers.Runtime(options, health=health)
+    health.details = lambda: {"queue": len(rt.queue)}
+    kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
+             memo=kopf.Memo(runtime=rt), ready_flag=health.running())
+
+
+def crd_served(kube: Kube) -> bool | None:
+    """True or False from discovery; None when the API server does not answer."""
+    try:
+        return kube.serves(f"{GROUP}/{VERSION}", PLURAL)
+    except ApiError:
+        return None
+
+
+def worth_restarting(error: BaseException, kube: Kube) -> str | None:
+    """After kopf failed: was it the App CRD going away (its watch ends with a 404, and the CRD may
+    be back by the time we ask, or discovery no longer lists it), or the API server out of reach
+    longer than kopf's retries? Then wait and run again; anything else is a real failure."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "status", None) == 404:
+            return f"the CRD {PLURAL}.{GROUP} was deleted"
+        seen = seen.__cause__ or seen.__context__
+    served = crd_served(kube)
+    if served is None:
+        return "the API server does not answer"
+    return None if served else f"the CRD {PLURAL}.{GROUP} was deleted"
+
+
+def wait_for_crd(kube: Kube, health: Health, interval: float = 2.0) -> None:
+    """Block until the App CRD is served, /readyz saying why meanwhile. Never exits: the CRD may be
+    installed (or re-created) after the operator."""
+    said = False
+    while not crd_served(kube):
+        if not said:
+            log.warning("waiting for the App CRD %s.%s to be served (install it: the chart, or "
+                        "kubectl apply -f crds/)", PLURAL, GROUP)
+            said = True
+        health.waiting(f"waiting for the CRD {PLURAL}.{GROUP}")
+        time.sleep(interval)
 
 
 if __name__ == "__main__":

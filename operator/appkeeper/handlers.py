@@ -18,8 +18,9 @@ import kopf
 from . import metrics
 from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
+from .health import Health
 from .kinds import WATCHED
-from .kube import ApiError, Kube, load_configuration
+from .kube import ApiError, Kube, connection_fields, load_configuration
 from .leader import LeaderElector, LeaseConfig
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
@@ -50,6 +51,7 @@ class Runtime:
     pool: ThreadPoolExecutor | None = None
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     elector: LeaderElector | None = None
+    health: Health | None = None  # told when this run stops, so /readyz stops saying "serving"
 
 
 def runtime(memo: Any) -> Runtime:
@@ -60,6 +62,13 @@ def runtime(memo: Any) -> Runtime:
     return rt
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """The --kubeconfig given (else in-cluster, then $KUBECONFIG), as our own client uses; called
+    again by kopf when the API server says 401 (a rotated ServiceAccount token is read anew)."""
+    return kopf.ConnectionInfo(**connection_fields(load_configuration(runtime(memo).options.kubeconfig)))
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own Events, one per action
@@ -67,6 +76,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    settings.watching.reconnect_backoff = 1.0  # kopf's 0.1 s would hammer an API server that is down
     rt = runtime(memo)
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
     rt.reconciler = Reconciler(kube, rt.store)
@@ -85,6 +95,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     rt = runtime(memo)
+    if rt.health is not None:
+        rt.health.waiting("stopping")
     rt.queue.cancel_timers()
     for task in rt.tasks:
         task.cancel()
@@ -93,11 +105,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt.pool.shutdown(wait=False, cancel_futures=True)
     if rt.elector is not None:
         await asyncio.get_running_loop().run_in_executor(None, rt.elector.release)
-
-
-@kopf.on.probe(id="queue")
-def probe_queue(memo: kopf.Memo, **_: Any) -> int:
-    return len(runtime(memo).queue)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -198,6 +205,9 @@ async def _resync(rt: Runtime) -> None:
             log.warning("could not check the store against the API: %s", e)
             down = True
             continue
+        if down:  # back after an outage: what waits out a backoff from it is retried now
+            stale |= set(rt.failures)
+            rt.failures.clear()
         down = False
         for key in stale:
             rt.queue.add(key)

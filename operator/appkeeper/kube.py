@@ -12,6 +12,7 @@ import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
+from . import metrics
 from .api import API_VERSION, Json
 from .desired import MANAGER
 from .kinds import PLURALS
@@ -52,6 +53,18 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
         kube_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, context=context, client_configuration=cfg)
     return cfg
+
+
+def connection_fields(cfg: Configuration) -> dict[str, Any]:
+    """The arguments of kopf's ConnectionInfo for `cfg`, so kopf's watches and our requests go to
+    the same server with the same credentials (kopf's own login would read $KUBECONFIG instead)."""
+    header = cfg.get_api_key_with_prefix("BearerToken", alias="authorization") or ""
+    scheme, _, token = header.partition(" ") if " " in header else ("", "", header)
+    return {
+        "server": cfg.host, "ca_path": cfg.ssl_ca_cert, "insecure": not cfg.verify_ssl,
+        "scheme": scheme or None, "token": token or None,
+        "certificate_path": cfg.cert_file, "private_key_path": cfg.key_file,
+    }
 
 
 def path_for(api_version: str, kind: str, namespace: str | None, name: str | None = None,
@@ -99,7 +112,9 @@ class Kube:
             resp = self.pool.request(method, url, body=data, headers=self._headers(content_type if data else None),
                                      timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
         except urllib3.exceptions.HTTPError as e:  # refused, reset, timed out: worth another try
+            metrics.API_REQUESTS.labels(method, "0").inc()
             raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
+        metrics.API_REQUESTS.labels(method, str(resp.status)).inc()
         payload: Json = {}
         if resp.data:
             try:
@@ -110,6 +125,17 @@ class Kube:
             raise ApiError(resp.status, str(payload.get("reason") or resp.reason),
                            str(payload.get("message") or resp.reason), retry_after(resp.headers.get("Retry-After")))
         return payload
+
+    def serves(self, group_version: str, plural: str) -> bool:
+        """Whether discovery lists `plural` in `group_version` (readable by any identity): a CRD that
+        is missing, or not yet established, is not served."""
+        try:
+            found = self.request("GET", f"/apis/{group_version}")
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        return any(r.get("name") == plural for r in found.get("resources") or [])
 
     # --- the verbs the reconciler uses -------------------------------------------------------
 

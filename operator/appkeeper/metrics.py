@@ -13,6 +13,8 @@ APPLIES = Counter("appkeeper_child_applies_total", "Server-side applies of child
 APPLY_ERRORS = Counter("appkeeper_child_apply_errors_total", "Applies the API refused, by kind", ["kind"])
 REPAIRS = Counter("appkeeper_repairs_total", "Children put back after deletion or drift, by reason", ["reason"])
 ROLLBACKS = Counter("appkeeper_rollbacks_total", "Rollouts rolled back to the last healthy revision")
+API_REQUESTS = Counter("appkeeper_api_requests_total", "Requests to the API server by verb and answer "
+                       "(0: no answer)", ["verb", "code"])
 STATUS_PATCHES = Counter("appkeeper_status_patches_total", "App status patches written")
 APPS = Gauge("appkeeper_apps", "Apps the operator watches")
 QUEUE_DEPTH = Gauge("appkeeper_queue_depth", "Apps waiting for a reconcile")

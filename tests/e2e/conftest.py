@@ -140,7 +140,7 @@ def start_operator(tmp: Path, *extra: str, env: dict[str, str] | None = None) ->
     log = tmp / f"operator-{metrics_port}.log"
     # The image's entrypoint, `appkeeper run`, with the ports the test chose.
     cmd = [sys.executable, "-m", "appkeeper", "run", f"--metrics-port={metrics_port}",
-           f"--health-port={health_port}", "--log-format=json", *extra]
+           f"--health-port={health_port}", "--bind-address=127.0.0.1", "--log-format=json", *extra]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
     op = Operator(proc, metrics_port, health_port, log)

@@ -4,45 +4,13 @@ with the operator stopped, namespace deletion with the operator stopped. Each pr
 
 from __future__ import annotations
 
-import json
-import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from ..conftest import Operator, app, get, items, kubectl, start_operator, stop_operator, wait_for
-
-CHILDREN = {("Deployment", "app"), ("Service", "app")}
-SPEC: dict[str, Any] = {"ports": [{"name": "http", "containerPort": 80}]}
-
-
-def apply_many(namespace: str, names: list[str], **spec: Any) -> None:
-    body = {"apiVersion": "v1", "kind": "List", "items": [app(n, **spec) for n in names]}
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
-
-
-def converged(namespace: str, expected: int) -> list[dict[str, Any]] | None:
-    apps = items("apps", namespace)
-    done = [a for a in apps if (a.get("status") or {}).get("phase") == "Ready"
-            and a["status"].get("observedGeneration") == a["metadata"]["generation"]]
-    return apps if len(done) == expected == len(apps) else None
-
-
-def kill(op: Operator) -> None:
-    op.proc.send_signal(signal.SIGKILL)
-    op.proc.wait()
-
-
-@pytest.fixture
-def ns(cluster: Any, crd: str) -> Iterator[str]:
-    name = f"chaos-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+from ..conftest import get, items, kubectl, start_operator, stop_operator, wait_for
+from .common import CHILDREN, SPEC, apply_many, converged, kill
 
 
 def test_a_burst_survives_sigkill_every_five_seconds(ns: str, tmp_path: Path) -> None:

@@ -1,0 +1,70 @@
+"""The operator's own /healthz and /readyz, served from a thread for the life of the process, so
+they answer while kopf is not running (the App CRD is missing) as well as while it is.
+
+/healthz: the process is alive (200 always); liveness must not restart an operator that is only
+waiting for its CRD. /readyz: 200 once kopf is serving Apps; 503 with the reason otherwise."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Health:
+    """What the endpoints report; set by the main thread, read by the server's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: str | None = "starting"
+        self.serving = threading.Event()  # kopf's ready flag for the current run
+        self.details: Callable[[], dict[str, Any]] = dict
+
+    def waiting(self, why: str) -> None:
+        with self._lock:
+            self._waiting = why
+            self.serving = threading.Event()
+
+    def running(self) -> threading.Event:
+        """A new kopf run starts: it sets the returned flag once it is ready."""
+        with self._lock:
+            self._waiting = None
+            self.serving = threading.Event()
+            return self.serving
+
+    def readiness(self) -> tuple[bool, str]:
+        with self._lock:
+            if self._waiting is not None:
+                return False, self._waiting
+            return (True, "serving Apps") if self.serving.is_set() else (False, "starting the watches")
+
+
+def answer(health: Health, path: str) -> tuple[int, dict[str, Any]]:
+    ready, why = health.readiness()
+    if path == "/healthz":
+        return 200, {"alive": True, "ready": ready, "state": why, **health.details()}
+    if path == "/readyz":
+        return (200 if ready else 503), {"ready": ready, "state": why}
+    return 404, {"error": f"no such endpoint {path}; use /healthz or /readyz"}
+
+
+def serve(health: Health, address: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = answer(health, self.path.split("?", 1)[0])
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per probe would drown the log
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server

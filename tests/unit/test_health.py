@@ -1,0 +1,105 @@
+"""The operator's own /healthz and /readyz, and waiting for the App CRD."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from appkeeper import cli
+from appkeeper.health import Health, answer, serve
+from appkeeper.kube import ApiError
+
+
+def test_alive_but_not_ready_while_waiting_for_the_crd() -> None:
+    health = Health()
+    health.waiting("waiting for the CRD apps.appkeeper.dev")
+    assert answer(health, "/healthz")[0] == 200
+    assert answer(health, "/readyz") == (503, {"ready": False, "state": "waiting for the CRD apps.appkeeper.dev"})
+
+
+def test_ready_once_the_run_says_so() -> None:
+    health = Health()
+    flag = health.running()
+    assert answer(health, "/readyz")[0] == 503
+    flag.set()
+    assert answer(health, "/readyz") == (200, {"ready": True, "state": "serving Apps"})
+    health.waiting("waiting for the CRD apps.appkeeper.dev")  # a new wait forgets the old run's flag
+    assert answer(health, "/readyz")[0] == 503
+
+
+def test_served_over_http_on_the_given_address() -> None:
+    health = Health()
+    health.running().set()
+    health.details = lambda: {"queue": 3}
+    server = serve(health, "127.0.0.1", 0)
+    port = server.server_address[1]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            assert json.loads(r.read())["queue"] == 3
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=5)
+        assert e.value.code == 404
+    finally:
+        server.shutdown()
+
+
+class Discovery:
+    """Answers `serves` from a script: True, False, or an ApiError to raise."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+
+    def serves(self, group_version: str, plural: str) -> bool:
+        assert (group_version, plural) == ("appkeeper.dev/v1alpha1", "apps")
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, ApiError):
+            raise answer
+        return bool(answer)
+
+
+def test_waits_through_a_missing_crd_and_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.time, "sleep", lambda _s: None)
+    health = Health()
+    kube = Discovery(False, ApiError(0, "Unreachable", "refused"), False, True)
+    cli.wait_for_crd(kube, health)  # type: ignore[arg-type]
+    assert kube.answers == [True]
+    assert answer(health, "/readyz")[1]["state"] == "waiting for the CRD apps.appkeeper.dev"
+
+
+class NotFound(Exception):
+    status = 404
+
+
+def test_a_failed_run_is_restarted_only_for_a_lost_crd_or_api_server() -> None:
+    try:
+        try:
+            raise NotFound("404 page not found")
+        except NotFound as e:
+            raise RuntimeError("watcher failed") from e
+    except RuntimeError as e:
+        wrapped = e
+    crd = "the CRD apps.appkeeper.dev was deleted"
+    assert cli.worth_restarting(wrapped, Discovery(True)) == crd  # type: ignore[arg-type]  # already back
+    assert cli.worth_restarting(RuntimeError("boom"), Discovery(False)) == crd  # type: ignore[arg-type]
+    assert cli.worth_restarting(RuntimeError("boom"), Discovery(True)) is None  # type: ignore[arg-type]
+    unreachable = Discovery(ApiError(0, "Unreachable", "x"))
+    assert cli.worth_restarting(RuntimeError("x"), unreachable) == "the API server does not answer"  # type: ignore[arg-type]
+
+
+def test_kopf_connects_where_our_client_does() -> None:
+    from kubernetes.client import Configuration
+
+    from appkeeper.kube import connection_fields
+
+    cfg = Configuration(host="https://127.0.0.1:6443")
+    cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file = "/ca.crt", "/me.crt", "/me.key"
+    cfg.api_key = {"BearerToken": "Bearer abc"}
+    fields = connection_fields(cfg)
+    assert fields == {"server": "https://127.0.0.1:6443", "ca_path": "/ca.crt", "insecure": False,
+                      "scheme": "Bearer", "token": "abc", "certificate_path": "/me.crt", "private_key_path": "/me.key"}
+    cfg.api_key = {}
+    assert connection_fields(cfg)["token"] is None
