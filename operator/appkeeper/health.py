@@ -50,7 +50,7 @@ def answer(health: Health, path: str) -> tuple[int, dict[str, Any]]:
     return 404, {"error": f"no such endpoint {path}; use /healthz or /readyz"}
 
 
-def serve(health: Health, address: str, port: int) -> ThreadingHTTPServer:
+def serve(health: Health, address: str, port: int, poll: float = 0.5) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             code, body = answer(health, self.path.split("?", 1)[0])
@@ -66,5 +66,5 @@ def serve(health: Health, address: str, port: int) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer((address, port), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(poll,), name="health", daemon=True).start()
     return server

@@ -35,7 +35,7 @@ def test_served_over_http_on_the_given_address() -> None:
     health = Health()
     health.running().set()
     health.details = lambda: {"queue": 3}
-    server = serve(health, "127.0.0.1", 0)
+    server = serve(health, "127.0.0.1", 0, poll=0.01)
     port = server.server_address[1]
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
