@@ -265,6 +265,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         "rotateCertificates": False, "serverTLSBootstrap": False,
         "syncFrequency": "10s", "nodeStatusUpdateFrequency": "5s", "fileCheckFrequency": "20s",
         "shutdownGracePeriod": "0s",
+        # Test-node timing (KEP-5593, beta in 1.35): a crash-looping container restarts every 5 s
+        # at most, not 10 s doubling to 5 min, so restart-count thresholds are met in seconds.
+        "crashLoopBackOff": {"maxContainerRestartPeriod": "5s"},
     }, indent=1))
     (node / "kube-proxy.yaml").write_text(json.dumps({
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",

@@ -95,11 +95,20 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class FailureThreshold:
+    """spec.rollout.failureThreshold: when a new revision has failed badly enough to roll back now."""
+    restarts: int = 3
+    image_pull_seconds: int = 60
+    unschedulable_seconds: int = 120
+
+
+@dataclass(frozen=True)
 class Rollout:
     max_surge: int | str
     max_unavailable: int | str
     progress_deadline_seconds: int
     auto_rollback: bool
+    failure_threshold: FailureThreshold = FailureThreshold()
 
 
 @dataclass(frozen=True)
@@ -408,6 +417,16 @@ def _rollout(raw: Json) -> Rollout:
         progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600),
                                        "spec.rollout.progressDeadlineSeconds", 1),
         auto_rollback=bool(raw.get("autoRollback", True)),
+        failure_threshold=_failure_threshold(raw.get("failureThreshold") or {}),
+    )
+
+
+def _failure_threshold(raw: Json) -> FailureThreshold:
+    path = "spec.rollout.failureThreshold"
+    return FailureThreshold(
+        restarts=_int(raw.get("restarts", 3), f"{path}.restarts", 1, 1000),
+        image_pull_seconds=_int(raw.get("imagePullSeconds", 60), f"{path}.imagePullSeconds", 1, 86400),
+        unschedulable_seconds=_int(raw.get("unschedulableSeconds", 120), f"{path}.unschedulableSeconds", 1, 86400),
     )
 
 

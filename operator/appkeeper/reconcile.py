@@ -29,6 +29,8 @@ from .store import AppKey, ChildKey, Store
 
 __all__ = ["Outcome", "Reconciler", "TransientError"]
 log = logging.getLogger("appkeeper.reconcile")
+TIMED_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "Unschedulable")
+FAILURE_RECHECK = 5.0  # seconds between looks at a failure that becomes a rollback after a while
 REJECTED_RETRY = 30.0  # seconds until a child the API server refused is tried again
 
 
@@ -83,6 +85,9 @@ class Reconciler:
         outcome.requeue_after = _requeue_after(app, now)
         if any(p.reason.endswith("Rejected") for p in obs.problems):
             outcome.requeue_after = min(outcome.requeue_after or REJECTED_RETRY, REJECTED_RETRY)
+        # A failing pull or an unschedulable pod crosses its threshold with time, not with an event.
+        if app.spec.rollout.auto_rollback and any(p.reason in TIMED_FAILURES for p in obs.problems):
+            outcome.requeue_after = min(outcome.requeue_after or FAILURE_RECHECK, FAILURE_RECHECK)
         return outcome
 
     def _observe(self, app: App, now: datetime) -> Observed:
@@ -95,7 +100,7 @@ class Reconciler:
         key = (app.namespace, app.name)
         observed = self.deps.store.children(key)
         # 3a. What the App implies (a rollback swaps in the last healthy pod template).
-        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs))
+        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now))
         # 3b. Each child: decide (drift.py), then act.
         for obj in desired:
             converge(self.deps, app, obj, observed.get(child_key(obj)), obs, outcome)

@@ -1,15 +1,19 @@
-"""Automatic rollback: when a rollout misses its progress deadline and `autoRollback` is on, the
-workload goes back to the pod template of `status.lastHealthyRevision` (read from its ReplicaSet)
-until the spec changes again."""
+"""Automatic rollback: when a rollout fails and `autoRollback` is on, the workload goes back to the
+pod template of `status.lastHealthyRevision` (read from its ReplicaSet) until the spec changes
+again. A rollout fails when a pod of the new revision crosses `spec.rollout.failureThreshold`
+(failfast.py: restarts, a failing image pull, unschedulable, for so long) or, as the backstop, when
+the Deployment misses its progress deadline."""
 
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 
 from . import metrics
 from .api import App, Json
 from .deps import Deps
 from .desired import selector_string
+from .failfast import TEMPLATE_HASH, rollout_failure
 from .status import DEPLOYMENT_REVISION, Observed, deadline_exceeded, workload_revision
 from .store import AppKey, ChildKey
 
@@ -22,7 +26,8 @@ class Rollbacks:
     def forget(self, key: AppKey) -> None:
         self.templates.pop(key, None)
 
-    def template(self, deps: Deps, app: App, children: dict[ChildKey, Json], obs: Observed) -> Json | None:
+    def template(self, deps: Deps, app: App, children: dict[ChildKey, Json], obs: Observed,
+                 now: datetime) -> Json | None:
         """The pod template to run instead of the spec's, while a failed rollout is rolled back."""
         key = (app.namespace, app.name)
         remembered = self.templates.get(key)
@@ -36,29 +41,52 @@ class Rollbacks:
             # Rolled back before this process started: the Deployment holds the healthy template.
             return self._keep(key, app, copy.deepcopy(workload["spec"]["template"]))
         healthy = app.status.get("lastHealthyRevision")
-        if not (app.spec.rollout.auto_rollback and healthy and deadline_exceeded(workload)
-                and workload_revision(workload) != healthy):
+        if not (app.spec.rollout.auto_rollback and healthy and workload_revision(workload) != healthy):
             return None
-        template = healthy_template(deps, app, str(healthy))
-        if template is None:
+        failed = self._failure(deps, app, str(healthy), workload, now)
+        if failed is None:
             return None
-        obs.rolled_back_to = healthy
+        cause, replicaset = failed
+        template = pod_template(replicaset)
+        obs.rolled_back_to, obs.rollback_cause = str(healthy), cause
         image = template["spec"]["containers"][0].get("image")
-        deps.recorder.post(app.ref, "Warning", "RolledBack", f"rollout of generation {app.generation} missed "
-                           f"its progress deadline; rolled back to revision {healthy} ({image})")
+        deps.recorder.post(app.ref, "Warning", "RolledBack", f"rollout of generation {app.generation} failed: "
+                           f"{cause}; rolled back to revision {healthy} ({image})")
         metrics.ROLLBACKS.inc()
         return self._keep(key, app, template)
+
+    @staticmethod
+    def _failure(deps: Deps, app: App, healthy: str, workload: Json, now: datetime) -> tuple[str, Json] | None:
+        """Why the rollout failed, with the healthy revision's ReplicaSet; None while it has not.
+        The ReplicaSets are listed only once the pods say something crossed the threshold."""
+        pods = deps.store.pods((app.namespace, app.name))
+        threshold = app.spec.rollout.failure_threshold
+        late = deadline_exceeded(workload)
+        if not late and rollout_failure(pods, None, threshold, now) is None:
+            return None
+        replicaset = healthy_replicaset(deps, app, healthy)
+        if replicaset is None:
+            return None
+        if late:
+            return f"missed its progress deadline ({app.spec.rollout.progress_deadline_seconds}s)", replicaset
+        pod_hash = (replicaset["metadata"].get("labels") or {}).get(TEMPLATE_HASH)
+        cause = rollout_failure(pods, pod_hash, threshold, now)
+        return None if cause is None else (cause, replicaset)
 
     def _keep(self, key: AppKey, app: App, template: Json) -> Json:
         self.templates[key] = (app.generation, template)
         return template
 
 
-def healthy_template(deps: Deps, app: App, revision: str) -> Json | None:
+def healthy_replicaset(deps: Deps, app: App, revision: str) -> Json | None:
     for rs in deps.kube.list("apps/v1", "ReplicaSet", app.namespace, selector_string(app.name)):
         if rs["metadata"].get("annotations", {}).get(DEPLOYMENT_REVISION) == revision:
-            template: Json = copy.deepcopy(rs["spec"]["template"])
-            template["metadata"].get("labels", {}).pop("pod-template-hash", None)
-            template["metadata"].pop("creationTimestamp", None)
-            return template
+            return rs
     return None
+
+
+def pod_template(replicaset: Json) -> Json:
+    template: Json = copy.deepcopy(replicaset["spec"]["template"])
+    template["metadata"].get("labels", {}).pop(TEMPLATE_HASH, None)
+    template["metadata"].pop("creationTimestamp", None)
+    return template

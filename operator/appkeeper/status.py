@@ -35,6 +35,7 @@ class Observed:
     problems: list[Problem] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     rolled_back_to: str | None = None
+    rollback_cause: str | None = None
     active_schedule: str | None = None
 
 
@@ -115,6 +116,9 @@ def compute_status(obs: Observed) -> Json:
         status["activeSchedule"] = obs.active_schedule
     if obs.rolled_back_to or old.get("rolledBackGeneration") == obs.generation:
         status["rolledBackGeneration"] = obs.generation
+        cause = obs.rollback_cause or old.get("rolledBackBecause")
+        if cause:
+            status["rolledBackBecause"] = cause
 
     phase, ready, progressing, degraded = _judge(obs, counts, status)
     status["phase"] = phase
@@ -146,7 +150,7 @@ def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Ve
     ready_msg = f"{counts['readyReplicas']}/{want} replicas ready"
     if status.get("image"):
         ready_msg += f", running {status['image']}"
-    for judge in (_paused, _problem, _rolled_back, _past_deadline, _suspended):
+    for judge in (_paused, _rolled_back, _problem, _past_deadline, _suspended):
         verdict = judge(obs, spec, counts, status, settled, ready_msg)
         if verdict is not None:
             return verdict
@@ -191,7 +195,8 @@ def _rolled_back(obs: Observed, spec: AppSpec, counts: dict[str, int], status: J
                  ready_msg: str) -> Judgement | None:
     if status.get("rolledBackGeneration") != obs.generation:
         return None
-    msg = (f"the rollout of generation {obs.generation} missed its progress deadline; rolled back to "
+    cause = status.get("rolledBackBecause") or "missed its progress deadline"
+    msg = (f"the rollout of generation {obs.generation} failed: {cause}; rolled back to "
            f"revision {status.get('lastHealthyRevision')}. Change the spec to roll out again.")
     return "Degraded", (settled, "RolledBack", ready_msg), (False, "RolledBack", msg), (True, "RolledBack", msg)
 

@@ -5,7 +5,7 @@ API server only here; the e2e suite is the judge of what the API server does."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -252,6 +252,85 @@ def test_a_rollout_past_its_deadline_goes_back_to_the_healthy_revision(w: World)
     assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
     assert w.condition("Degraded")["reason"] == "RolledBack"
     assert any(r == "RolledBack" for r, _ in w.events())
+
+
+def healthy_then_updated(w: World, **update: Any) -> None:
+    """Revision 1 healthy (its ReplicaSet, pods hashed h1), then the spec changed: revision 2 rolling."""
+    w.put_app(**WEB)
+    w.reconcile()
+    ready(w, "1")
+    good = copy.deepcopy(w.child("Deployment")["spec"]["template"])
+    good["metadata"].setdefault("labels", {})["pod-template-hash"] = "h1"
+    w.kube.create({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                   "metadata": {"name": "shop-h1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop",
+                                                                              "pod-template-hash": "h1"},
+                                "annotations": {"deployment.kubernetes.io/revision": "1"}},
+                   "spec": {"template": good}})
+    w.reconcile()
+    w.put_app(**dict(WEB, **update))
+    w.reconcile()
+    w.child("Deployment")["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+
+
+def new_pod(w: World, restarts: int) -> None:
+    w.kube.objects.pop(("Pod", NS, "shop-h2-x"), None)
+    w.kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "shop-h2-x", "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"}},
+        "status": {"startTime": "2026-11-23T11:59:00Z", "containerStatuses": [{
+            "name": "shop", "ready": False, "restartCount": restarts,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}})
+
+
+def test_a_new_revision_that_crosses_the_failure_threshold_is_rolled_back_at_once(w: World) -> None:
+    healthy_then_updated(w, image="nginx:broken")
+    new_pod(w, restarts=2)
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:broken"
+    assert w.condition("Degraded")["reason"] == "CrashLoopBackOff"  # seen, not yet past the threshold
+    new_pod(w, restarts=3)
+    w.reconcile()  # no progress deadline anywhere: the threshold alone decides
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    degraded = w.condition("Degraded")
+    assert degraded["reason"] == "RolledBack"
+    assert "failed: container shop: CrashLoopBackOff, exit code 1 (Error) (3 restarts, threshold 3)" \
+        in degraded["message"]
+    assert w.status()["rolledBackBecause"].startswith("container shop: CrashLoopBackOff")
+    assert [m for r, m in w.events() if r == "RolledBack"] == [
+        "rollout of generation 2 failed: container shop: CrashLoopBackOff, exit code 1 (Error) "
+        "(3 restarts, threshold 3); rolled back to revision 1 (nginx:1.27)"]
+    w.restart()  # a new process keeps the rollback, and its reason
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert w.status()["rolledBackBecause"].startswith("container shop: CrashLoopBackOff")
+
+
+def test_a_failing_pull_is_rolled_back_once_it_has_failed_for_the_threshold(w: World) -> None:
+    healthy_then_updated(w, image="127.0.0.1:5999/missing:1", rollout={"failureThreshold": {"imagePullSeconds": 20}})
+    started = w.now
+    w.kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "shop-h2-y", "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"}},
+        "status": {"startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "containerStatuses": [{
+            "name": "shop", "ready": False, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "connection refused"}}}]}})
+    w.now = started + timedelta(seconds=12)
+    outcome = w.reconcile()
+    assert w.condition("Degraded")["reason"] == "ImagePullBackOff"
+    assert outcome.requeue_after is not None
+    assert outcome.requeue_after <= 5  # time, not an event, crosses this threshold
+    w.now = started + timedelta(seconds=21)
+    w.reconcile()
+    assert w.condition("Degraded")["reason"] == "RolledBack"
+    assert "(for 21s, threshold 20s)" in w.status()["rolledBackBecause"]
+
+
+def test_without_auto_rollback_a_failing_revision_stays_and_says_why(w: World) -> None:
+    healthy_then_updated(w, image="nginx:broken", rollout={"autoRollback": False})
+    new_pod(w, restarts=5)
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:broken"
+    assert w.condition("Degraded")["reason"] == "CrashLoopBackOff"
+    assert not [r for r, _ in w.events() if r == "RolledBack"]
 
 
 @pytest.mark.parametrize(("owner_refs", "owner"), [

@@ -130,6 +130,48 @@ def test_a_bad_update_is_rolled_back_for_real(incluster: Release, namespace: str
     assert get("app", "roll", namespace)["status"]["lastHealthyRevision"] == healthy  # type: ignore[index]
 
 
+def test_a_crashing_update_is_rolled_back_without_waiting_for_the_deadline(incluster: Release,
+                                                                           namespace: str) -> None:
+    spec = dict(WEB, replicas=1, volumes=[])  # the progress deadline stays the default 600 s
+    apply(real_app("fast", **spec), namespace)
+    wait_ready("fast", namespace, timeout=120)
+    apply(real_app("fast", **dict(spec, command=["/bin/sh", "-c", "echo listen failed >&2; exit 1"])), namespace)
+    t0 = time.monotonic()
+    wait_for("CrashLoopBackOff shown", lambda: (degraded_reason("fast", namespace) or ("",))[0]
+             in ("CrashLoopBackOff", "RolledBack"), timeout=60)
+    shown = time.monotonic() - t0
+    wait_for("RolledBack", lambda: condition("fast", namespace, "Degraded").get("reason") == "RolledBack",
+             timeout=120)
+    rolled = time.monotonic() - t0
+    because = get("app", "fast", namespace)["status"]["rolledBackBecause"]  # type: ignore[index]
+    print(f"crash shown {shown:.1f}s and rolled back {rolled:.1f}s after the bad update "
+          f"(threshold: 3 restarts; progress deadline 600s): {because}")
+    assert because.startswith('container fast: CrashLoopBackOff, exit code 1 (Error): "listen failed"')
+    assert "restarts, threshold 3)" in because
+    assert rolled < 600
+    wait_for("the healthy template serving again", lambda: [
+        p for p in pods(namespace, "fast") if not p["spec"]["containers"][0].get("command")
+        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])], timeout=90)
+
+
+def test_a_failing_pull_is_rolled_back_after_its_threshold(incluster: Release, namespace: str) -> None:
+    spec = dict(WEB, replicas=1, volumes=[], rollout={"failureThreshold": {"imagePullSeconds": 15}})
+    apply(real_app("pull", **spec), namespace)
+    wait_ready("pull", namespace, timeout=120)
+    apply(real_app("pull", **dict(spec, image=UNPULLABLE)), namespace)
+    t0 = time.monotonic()
+    wait_for("RolledBack", lambda: condition("pull", namespace, "Degraded").get("reason") == "RolledBack",
+             timeout=120)
+    rolled = time.monotonic() - t0
+    because = get("app", "pull", namespace)["status"]["rolledBackBecause"]  # type: ignore[index]
+    print(f"pull failure rolled back {rolled:.1f}s after the bad update (threshold 15s): {because}")
+    assert rolled >= 15, "rolled back before the pull had failed for the threshold"
+    assert "127.0.0.1:5999" in because
+    assert "threshold 15s)" in because
+    deployment = get("deployment", "pull", namespace)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == WEB_IMAGE  # type: ignore[index]
+
+
 def test_the_standby_takes_over_when_the_leader_is_killed(incluster: Release, namespace: str) -> None:
     apply(real_app("again", ports=WEB["ports"]), namespace)
     wait_ready("again", namespace, timeout=120)

@@ -1,0 +1,72 @@
+"""Pure: has the new revision failed badly enough to roll back now, without waiting for the
+progress deadline? `spec.rollout.failureThreshold` says how bad: a new pod's container restarted
+N times, an image pull failing for N seconds, a pod unschedulable for N seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from .api import FailureThreshold, Json
+from .podhealth import container_problem, first_line
+
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+TEMPLATE_HASH = "pod-template-hash"
+
+
+def parse_time(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def seconds_since(stamp: str | None, now: datetime) -> float:
+    then = parse_time(stamp)
+    return 0.0 if then is None else (now - then).total_seconds()
+
+
+def container_failure(cs: Json, pod_age: float, threshold: FailureThreshold) -> str | None:
+    restarts = int(cs.get("restartCount") or 0)
+    problem = container_problem(cs)
+    if restarts >= threshold.restarts and (problem is not None or not cs.get("ready")):
+        why = problem.message if problem is not None else f"container {cs.get('name', '?')} is not ready"
+        return f"{why} ({restarts} restarts, threshold {threshold.restarts})"
+    waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
+    if waiting in PULL_FAILURES and pod_age >= threshold.image_pull_seconds and problem is not None:
+        return f"{problem.message} (for {pod_age:.0f}s, threshold {threshold.image_pull_seconds}s)"
+    return None
+
+
+def pod_failure(pod: Json, threshold: FailureThreshold, now: datetime) -> str | None:
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
+                and cond.get("reason") == "Unschedulable":
+            stuck = seconds_since(cond.get("lastTransitionTime"), now)
+            if stuck >= threshold.unschedulable_seconds:
+                return (f"pod {pod['metadata'].get('name')} unschedulable for {stuck:.0f}s "
+                        f"(threshold {threshold.unschedulable_seconds}s): {first_line(cond.get('message'))}")
+    age = seconds_since(status.get("startTime") or pod["metadata"].get("creationTimestamp"), now)
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        failure = container_failure(cs, age, threshold)
+        if failure is not None:
+            return failure
+    return None
+
+
+def rollout_failure(pods: Iterable[Json], healthy_hash: str | None, threshold: FailureThreshold,
+                    now: datetime) -> str | None:
+    """Why the pods not of the healthy revision crossed the threshold (the first, in name order),
+    or None. Pods of the healthy revision (its pod-template-hash) and pods going away do not count."""
+    for pod in sorted(pods, key=lambda p: str(p.get("metadata", {}).get("name", ""))):
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp") or (healthy_hash and (meta.get("labels") or {}).get(TEMPLATE_HASH)
+                                             == healthy_hash):
+            continue
+        failure = pod_failure(pod, threshold, now)
+        if failure is not None:
+            return failure
+    return None
