@@ -52,3 +52,24 @@ def test_schema_is_structural_and_documented() -> None:
     spec = root["properties"]["spec"]["properties"]
     undocumented = [name for name, sub in spec.items() if not sub.get("description")]
     assert undocumented == []
+
+
+def property_names(schema: Any, path: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(schema, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            found.append((path, name))
+            found += property_names(sub, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            found += property_names(schema.get(key), f"{path}[]")
+    return found
+
+
+def test_every_property_name_is_a_plain_name() -> None:
+    """A description with a comma in a YAML flow mapping silently becomes a property; the API server
+    then refuses the CRD. Names are identifiers, every one."""
+    schema = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    names = property_names(schema)
+    assert len(names) > 50
+    bad = [f"{path}.{name}" for path, name in names if not name.replace("_", "").isalnum()]
+    assert bad == []
