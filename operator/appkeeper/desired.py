@@ -120,7 +120,9 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
 
 def build_pod_template(app: App) -> Json:
     spec, pod = app.spec, app.spec.pod
-    container: Json = {"name": app.name, "image": spec.image}
+    # The log's last lines stand in for a termination message the program did not write, so a
+    # crash says why (podhealth.py quotes its first line).
+    container: Json = {"name": app.name, "image": spec.image, "terminationMessagePolicy": "FallbackToLogsOnError"}
     optional: dict[str, Any] = {
         "imagePullPolicy": spec.image_pull_policy,
         "command": spec.command,

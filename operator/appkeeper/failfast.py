@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from .api import FailureThreshold, Json
-from .podhealth import container_problem, first_line
+from .podhealth import container_problem, first_line, termination
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 TEMPLATE_HASH = "pod-template-hash"
@@ -28,12 +28,18 @@ def seconds_since(stamp: str | None, now: datetime) -> float:
     return 0.0 if then is None else (now - then).total_seconds()
 
 
+def restarting(cs: Json) -> str:
+    """A container just started again after a failure: what the last run ended with."""
+    last = (cs.get("lastState") or {}).get("terminated")
+    name = cs.get("name", "?")
+    return f"container {name}: restarting, last {termination(last)}" if last else f"container {name} is not ready"
+
+
 def container_failure(cs: Json, pod_age: float, threshold: FailureThreshold) -> str | None:
     restarts = int(cs.get("restartCount") or 0)
     problem = container_problem(cs)
     if restarts >= threshold.restarts and (problem is not None or not cs.get("ready")):
-        why = problem.message if problem is not None else f"container {cs.get('name', '?')} is not ready"
-        return f"{why} ({restarts} restarts, threshold {threshold.restarts})"
+        return f"{problem.message if problem else restarting(cs)} ({restarts} restarts, threshold {threshold.restarts})"
     waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
     if waiting in PULL_FAILURES and pod_age >= threshold.image_pull_seconds and problem is not None:
         return f"{problem.message} (for {pod_age:.0f}s, threshold {threshold.image_pull_seconds}s)"

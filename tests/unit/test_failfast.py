@@ -58,6 +58,9 @@ def unschedulable(since: float) -> dict[str, Any]:
      'container sidecar: CrashLoopBackOff, exit code 1 (Error): "bind: address in use" (4 restarts, threshold 3)'),
     ([pod(init=[crashing(3, "migrate")], containers=[INITIALIZING])],
      'container migrate: CrashLoopBackOff, exit code 1 (Error): "bind: address in use" (3 restarts, threshold 3)'),
+    ([pod(containers=[{"name": "shop", "ready": False, "restartCount": 3, "state": {"running": {}},
+                       "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}])],
+     "container shop: restarting, last exit code 2 (Error) (3 restarts, threshold 3)"),  # between two crashes
     ([pod(started=30, containers=[pulling()])], None),  # failing, not yet for 60 s
     ([pod(started=61, containers=[pulling("ErrImagePull")])],
      "container shop: ErrImagePull: pull 127.0.0.1:5999/x:1: connection refused (for 61s, threshold 60s)"),
@@ -70,8 +73,9 @@ def unschedulable(since: float) -> dict[str, Any]:
     ([pod(deleting=True, containers=[crashing(9)])], None),  # going away
     ([pod("b", containers=[crashing(3, "bee")]), pod("a", containers=[crashing(5, "ant")])],
      'container ant: CrashLoopBackOff, exit code 1 (Error): "bind: address in use" (5 restarts, threshold 3)'),
-], ids=["2-restarts", "3-restarts", "recovered", "multi-container", "init-container", "pull-30s", "pull-61s",
-        "invalid-name", "unschedulable-60s", "unschedulable-121s", "healthy-revision", "deleting", "name-order"])
+], ids=["2-restarts", "3-restarts", "recovered", "multi-container", "init-container", "restarting", "pull-30s",
+        "pull-61s", "invalid-name", "unschedulable-60s", "unschedulable-121s", "healthy-revision", "deleting",
+        "name-order"])
 def test_the_threshold(pods: list[dict[str, Any]], expected: str | None) -> None:
     assert rollout_failure(pods, "healthy", DEFAULT, NOW) == expected
 
