@@ -109,6 +109,7 @@ class Rollout:
     progress_deadline_seconds: int
     auto_rollback: bool
     failure_threshold: FailureThreshold = FailureThreshold()
+    revision_history_limit: int = 5
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class AppSpec:
     rollout: Rollout
     disruption: Disruption | None
     pod: PodOptions
+    config_rollout: bool = True  # a change of a referenced ConfigMap rolls the pods (config.py)
 
     @property
     def per_replica_volumes(self) -> tuple[Volume, ...]:
@@ -208,10 +210,14 @@ def parse_spec(raw: Json) -> AppSpec:
         raise SpecError("spec", f"cannot be read ({type(e).__name__}: {e})") from e
 
 
-def _parse_spec(raw: Json) -> AppSpec:
+def _image(raw: Json) -> str:
     image = raw.get("image")
     if not isinstance(image, str) or not image.strip():
         raise SpecError("spec.image", "is required and must be a non-empty string")
+    return image.strip()
+
+
+def _parse_spec(raw: Json) -> AppSpec:
     replicas = _int(raw.get("replicas", 1), "spec.replicas", minimum=0)
     ports = tuple(_port(p, i) for i, p in enumerate(raw.get("ports") or []))
     _unique([p.name for p in ports], "spec.ports", "name")
@@ -224,8 +230,10 @@ def _parse_spec(raw: Json) -> AppSpec:
     autoscaling = _autoscaling(raw["autoscaling"]) if raw.get("autoscaling") is not None else None
     schedules = tuple(_schedule(s, i) for i, s in enumerate(raw.get("schedules") or []))
     _unique([s.name for s in schedules], "spec.schedules", "name")
+    flags = {"suspend": bool(raw.get("suspend", False)), "paused": bool(raw.get("paused", False)),
+             "config_rollout": bool(raw.get("configRollout", True))}
     return AppSpec(
-        image=image.strip(),
+        image=_image(raw),
         image_pull_policy=raw.get("imagePullPolicy"),
         image_pull_secrets=tuple(raw.get("imagePullSecrets") or ()),
         command=list(raw.get("command") or []),
@@ -241,8 +249,7 @@ def _parse_spec(raw: Json) -> AppSpec:
         ingress=ingress,
         autoscaling=autoscaling,
         schedules=schedules,
-        suspend=bool(raw.get("suspend", False)),
-        paused=bool(raw.get("paused", False)),
+        **flags,
         rollout=_rollout(raw.get("rollout") or {}),
         disruption=_disruption(raw["disruption"]) if raw.get("disruption") is not None else None,
         pod=_pod(raw.get("pod") or {}),
@@ -418,6 +425,7 @@ def _rollout(raw: Json) -> Rollout:
                                        "spec.rollout.progressDeadlineSeconds", 1),
         auto_rollback=bool(raw.get("autoRollback", True)),
         failure_threshold=_failure_threshold(raw.get("failureThreshold") or {}),
+        revision_history_limit=_int(raw.get("revisionHistoryLimit", 5), "spec.rollout.revisionHistoryLimit", 1, 100),
     )
 
 

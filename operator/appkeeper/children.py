@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from . import metrics
 from .api import App, Json
 from .claims import release_claim, retained
+from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps, TransientError
 from .desired import ANN_HASH, child_key
 from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide
@@ -95,8 +96,9 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
 
 def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[ChildKey]) -> None:
     for (kind, name), obj in observed.items():
-        if (kind, name) in wanted or kind not in CHILD_KINDS:
-            continue
+        if (kind, name) in wanted or kind not in CHILD_KINDS \
+                or LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {}):
+            continue  # older config snapshots stay for rollbacks (snapshots.py prunes them)
         if retained(kind, obj):
             release_claim(deps, app, obj)  # the spec dropped the volume; the data stays
             continue

@@ -89,7 +89,7 @@ def plan(app_name: str, refs: Iterable[ConfigRef], sources: dict[str, Json | Non
     return out
 
 
-def snapshot_body(name: str, source: Json) -> Json:
+def snapshot_body(source: Json) -> Json:
     """The copy's content (metadata is the builder's): immutable, data as the source has it."""
     body: Json = {"immutable": True}
     for key in ("data", "binaryData"):

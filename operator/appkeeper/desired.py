@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .api import API_VERSION, KIND, App, AppSpec, Json, Volume
+from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_body
 from .schedules import scheduled_minimum
 
 MANAGER = "appkeeper"
@@ -57,7 +58,8 @@ def content_hash(obj: Json) -> str:
 
 
 def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec: Json,
-           annotations: dict[str, str] | None = None, owned: bool = True) -> Json:
+           annotations: dict[str, str] | None = None, owned: bool = True,
+           extra: Json | None = None, extra_labels: dict[str, str] | None = None) -> Json:
     """`owned: False` leaves out the ownerReference: the garbage collector must never delete it."""
     obj: Json = {
         "apiVersion": api_version,
@@ -68,13 +70,23 @@ def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec
             "labels": labels(app.name),
         },
         spec_key: spec,
+        **(extra or {}),
     }
+    if extra_labels:
+        obj["metadata"]["labels"].update(extra_labels)
     if owned:
         obj["metadata"]["ownerReferences"] = [owner_reference(app)]
     if annotations:
         obj["metadata"]["annotations"] = dict(annotations)
     obj["metadata"].setdefault("annotations", {})[ANN_HASH] = content_hash(obj)
     return obj
+
+
+def build_config_snapshot(app: App, source: str, snapshot: Json) -> Json:
+    """The immutable copy of ConfigMap `source` that the pod template names (config.py)."""
+    body = snapshot_body(snapshot["source"])
+    return _child(app, "v1", "ConfigMap", snapshot["name"], "immutable", body.pop("immutable"),
+                  extra=body, extra_labels={LABEL_SNAPSHOT_OF: source})
 
 
 def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:
@@ -89,9 +101,17 @@ def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:
     return Replicas(spec.replicas, "Spec")
 
 
-def build_workload(app: App, replicas: int, template_override: Json | None = None) -> Json:
+def build_workload(app: App, replicas: int, template_override: Json | None = None,
+                   config: ConfigPlan | None = None) -> Json:
+    """`template_override`: a rollback's template (it names its own snapshots); else the spec's,
+    naming the current config snapshots."""
     spec = app.spec
-    template = copy.deepcopy(template_override) if template_override else build_pod_template(app)
+    if template_override:
+        template = copy.deepcopy(template_override)
+    else:
+        template = build_pod_template(app)
+        if config is not None:
+            template = rewrite(template, config)
     if spec.is_stateful:
         return _child(app, "apps/v1", "StatefulSet", app.name, "spec", {
             "replicas": replicas,
@@ -110,7 +130,7 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
     return _child(app, "apps/v1", "Deployment", app.name, "spec", {
         "replicas": replicas,
         "selector": {"matchLabels": selector(app.name)},
-        "revisionHistoryLimit": 10,
+        "revisionHistoryLimit": spec.rollout.revision_history_limit,
         "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {
             "maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}},

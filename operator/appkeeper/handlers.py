@@ -29,6 +29,7 @@ from .workqueue import WorkQueue, retry_delay
 
 log = logging.getLogger("appkeeper")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
+CONFIG_DEBOUNCE_SECONDS = 3.0  # a burst of ConfigMap edits rolls the pods once per this, not per edit
 
 
 @dataclass
@@ -132,6 +133,19 @@ async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     if owner is not None:
         rt.queue.add(owner)
 
+
+async def config_source_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    """A ConfigMap some App's pods reference changed: those Apps, debounced (config.py)."""
+    rt = runtime(memo)
+    meta = event["object"]["metadata"]
+    if LABEL_APP in (meta.get("labels") or {}):
+        return  # one of our snapshots: the children's watch has it
+    obj = None if event.get("type") == "DELETED" else dict(event["object"])
+    for key in rt.store.configs.put(meta.get("namespace", ""), meta["name"], obj):
+        rt.queue.add_after(key, CONFIG_DEBOUNCE_SECONDS)
+
+
+kopf.on.event("", "v1", "configmaps", id="watch-config-sources")(config_source_event)
 
 for _kind in WATCHED:
     kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural, id=f"watch-{_kind.kind}",

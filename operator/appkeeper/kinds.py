@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .api import API_VERSION, GROUP, PLURAL, App, Json
+from .config import ConfigPlan
 from .desired import (
     build_claim,
+    build_config_snapshot,
     build_hpa,
     build_ingress,
     build_pdb,
@@ -32,6 +34,7 @@ class BuildContext:
 
     now: datetime
     template_override: Json | None = None
+    config: ConfigPlan | None = None  # the ConfigMap snapshots the pod template names
 
 
 Builder = Callable[[App, BuildContext], list[Json]]
@@ -61,12 +64,15 @@ def _workload(kind: str) -> Builder:
     def build(app: App, ctx: BuildContext) -> list[Json]:
         if ("StatefulSet" if app.spec.is_stateful else "Deployment") != kind:
             return []
-        return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override)]
+        return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override, ctx.config)]
     return build
 
 
 KINDS: tuple[Kind, ...] = (
-    # Children, the workload first.
+    # Children: config snapshots first (the pods name them), then the workload.
+    Kind("ConfigMap", "v1", "configmaps", WRITE, watched=True, name="<app>-<configmap>-<hash8>",
+         build=lambda app, ctx: [build_config_snapshot(app, source, snap)
+                                 for source, snap in (ctx.config.snapshots if ctx.config else {}).items()]),
     Kind("Deployment", "apps/v1", "deployments", WRITE, watched=True, build=_workload("Deployment")),
     Kind("StatefulSet", "apps/v1", "statefulsets", WRITE, watched=True, build=_workload("StatefulSet")),
     Kind("Service", "v1", "services", WRITE, watched=True,
@@ -104,9 +110,10 @@ WATCHED: tuple[Kind, ...] = tuple(k for k in KINDS if k.watched)
 PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
 
 
-def build_children(app: App, now: datetime, template_override: Json | None = None) -> list[Json]:
-    """Every child the App asks for, workload first."""
-    ctx = BuildContext(now, template_override)
+def build_children(app: App, now: datetime, template_override: Json | None = None,
+                   config: ConfigPlan | None = None) -> list[Json]:
+    """Every child the App asks for, in the table's order."""
+    ctx = BuildContext(now, template_override, config)
     return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
 
 

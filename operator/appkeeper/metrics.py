@@ -12,6 +12,8 @@ RECONCILE_SECONDS = Histogram(
 APPLIES = Counter("appkeeper_child_applies_total", "Server-side applies of children, by kind", ["kind"])
 APPLY_ERRORS = Counter("appkeeper_child_apply_errors_total", "Applies the API refused, by kind", ["kind"])
 REPAIRS = Counter("appkeeper_repairs_total", "Children put back after deletion or drift, by reason", ["reason"])
+SNAPSHOTS_PRUNED = Counter("appkeeper_config_snapshots_pruned_total",
+                           "Config snapshots deleted beyond spec.rollout.revisionHistoryLimit")
 ROLLBACKS = Counter("appkeeper_rollbacks_total", "Rollouts rolled back to the last healthy revision")
 API_REQUESTS = Counter("appkeeper_api_requests_total", "Requests to the API server by verb and answer "
                        "(0: no answer)", ["verb", "code"])

@@ -24,6 +24,7 @@ from .kube import ApiError, Kube
 from .podhealth import pods_problem
 from .rollback import Rollbacks
 from .schedules import next_change, scheduled_minimum
+from .snapshots import plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, status_changed
 from .store import AppKey, ChildKey, Store
 
@@ -80,14 +81,16 @@ class Reconciler:
         obs.repairs = outcome.repairs
         claims.drop_old_finalizer(self.deps, app, body)
         self._write_status(app.namespace, app.name, app.status, compute_status(obs))
-        # 4. Come back when a schedule window opens or closes, and soon after a refusal (a quota or
-        #    RBAC fix heals without waiting for the resync).
-        outcome.requeue_after = _requeue_after(app, now)
+        # 4. Come back when a schedule window opens or closes, when a debounced ConfigMap change is
+        #    due, soon after a refusal (a quota or RBAC fix heals without waiting for the resync), and
+        #    while a failing pull or an unschedulable pod nears its threshold (time crosses it, not
+        #    an event).
+        waits = [outcome.requeue_after, _requeue_after(app, now)]
         if any(p.reason.endswith("Rejected") for p in obs.problems):
-            outcome.requeue_after = min(outcome.requeue_after or REJECTED_RETRY, REJECTED_RETRY)
-        # A failing pull or an unschedulable pod crosses its threshold with time, not with an event.
+            waits.append(REJECTED_RETRY)
         if app.spec.rollout.auto_rollback and any(p.reason in TIMED_FAILURES for p in obs.problems):
-            outcome.requeue_after = min(outcome.requeue_after or FAILURE_RECHECK, FAILURE_RECHECK)
+            waits.append(FAILURE_RECHECK)
+        outcome.requeue_after = min((w for w in waits if w is not None), default=None)
         return outcome
 
     def _observe(self, app: App, now: datetime) -> Observed:
@@ -99,17 +102,22 @@ class Reconciler:
     def _converge(self, app: App, obs: Observed, outcome: Outcome, now: datetime) -> None:
         key = (app.namespace, app.name)
         observed = self.deps.store.children(key)
-        # 3a. What the App implies (a rollback swaps in the last healthy pod template).
-        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now))
+        # 3a. What the App implies: the ConfigMaps its pods use as snapshots; a rollback swaps in
+        #     the last healthy pod template (which names its own snapshots).
+        config = plan_config(self.deps, app)
+        obs.problems += config.problems
+        outcome.requeue_after = config.recheck
+        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now), config.plan)
         # 3b. Each child: decide (drift.py), then act.
         for obj in desired:
             converge(self.deps, app, obj, observed.get(child_key(obj)), obs, outcome)
         # 3c. What it no longer implies goes (retained claims are released instead).
         wanted = {child_key(o) for o in desired}
         prune(self.deps, app, observed, wanted)
+        prune_snapshots(self.deps, app, observed, config.plan)
         current = self.deps.store.children(key)
         obs.children = sorted(k for k in wanted if k in current)
-        obs.workload = current.get(child_key(desired[0]))
+        obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
         # 3d. Pods that cannot run say why.
         problem = pods_problem(self.deps.store.pods(key))
         if problem is not None:

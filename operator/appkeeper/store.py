@@ -4,6 +4,8 @@ Reads for reconcile come from here, not from the API."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .api import Json
@@ -39,9 +41,76 @@ def owner_of(child: Json) -> AppKey | None:
     return (meta.get("namespace", ""), name) if name else None
 
 
+class ConfigSources:
+    """The ConfigMaps Apps' pods reference (config.py), kept only while some App references them:
+    a watch of every ConfigMap must not fill memory with the ones nobody uses. `None`: read, and
+    it does not exist; absent: never read (the reconcile reads it once).
+
+    A change is debounced: it becomes what reconciles see `debounce` seconds after the last edit
+    of a burst, or `max_wait` after its first, so a burst of edits rolls the pods once or twice."""
+
+    def __init__(self, debounce: float = 3.0, max_wait: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.debounce, self.max_wait, self.clock = debounce, max_wait, clock
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str], Json | None] = {}
+        self._pending: dict[tuple[str, str], tuple[Json | None, float, float]] = {}  # obj, first, last
+        self._users: dict[tuple[str, str], set[AppKey]] = {}
+        self._uses: dict[AppKey, set[str]] = {}
+
+    def use(self, app: AppKey, names: set[str]) -> None:
+        """`app` references exactly `names` now; what nobody references any more is forgotten."""
+        with self._lock:
+            for name in self._uses.pop(app, set()) - names:
+                users = self._users.get((app[0], name), set())
+                users.discard(app)
+                if not users:
+                    self._users.pop((app[0], name), None)
+                    self._objects.pop((app[0], name), None)
+                    self._pending.pop((app[0], name), None)
+            for name in names:
+                self._users.setdefault((app[0], name), set()).add(app)
+            if names:
+                self._uses[app] = set(names)
+
+    def known(self, namespace: str, name: str) -> tuple[bool, Json | None, float | None]:
+        """(read before, the object, seconds until a pending change takes effect)."""
+        key, now = (namespace, name), self.clock()
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None:
+                due = min(pending[2] + self.debounce, pending[1] + self.max_wait)
+                if now < due:
+                    return True, self._objects.get(key), due - now
+                self._objects[key] = pending[0]
+                del self._pending[key]
+            return key in self._objects, self._objects.get(key), None
+
+    def read(self, namespace: str, name: str, obj: Json | None) -> None:
+        """What a reconcile read from the API, for a name it had not seen: it counts at once."""
+        with self._lock:
+            if (namespace, name) in self._users:
+                self._objects[(namespace, name)] = obj
+
+    def put(self, namespace: str, name: str, obj: Json | None) -> set[AppKey]:
+        """A watch event (None: deleted): pending until debounced; the Apps that reference it."""
+        key, now = (namespace, name), self.clock()
+        with self._lock:
+            users = set(self._users.get(key, set()))
+            if not users:
+                return users
+            if key not in self._objects:
+                self._objects[key] = obj  # first sight: nothing to debounce against
+            elif self._objects[key] != obj or key in self._pending:
+                first = self._pending[key][1] if key in self._pending else now
+                self._pending[key] = (obj, first, now)
+            return users
+
+
 class Store:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.configs = ConfigSources()
         self._apps: dict[AppKey, Json] = {}
         self._children: dict[AppKey, dict[ChildKey, Json]] = {}
         self._pods: dict[AppKey, dict[str, Json]] = {}
@@ -55,6 +124,7 @@ class Store:
                 self._apps[key] = body
 
     def drop_app(self, key: AppKey) -> None:
+        self.configs.use(key, set())
         with self._lock:
             self._apps.pop(key, None)
 

@@ -41,7 +41,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [replicasets]
   verbs: [list]
 - apiGroups: [""]
-  resources: [services, persistentvolumeclaims]
+  resources: [services, persistentvolumeclaims, configmaps]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]

@@ -1,0 +1,63 @@
+"""Config rollouts, the I/O half (config.py is the pure half): read the ConfigMaps an App's pods
+reference (from the store, else once from the API), and delete the App's snapshots beyond
+`spec.rollout.revisionHistoryLimit`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import metrics
+from .api import App, Json
+from .config import LABEL_SNAPSHOT_OF, ConfigPlan, config_refs, plan, snapshots_to_prune
+from .deps import Deps, TransientError
+from .kube import ApiError
+from .status import Problem
+from .store import ChildKey
+
+
+@dataclass
+class ConfigRead:
+    plan: ConfigPlan | None = None
+    problems: list[Problem] = field(default_factory=list)
+    recheck: float | None = None  # seconds until a debounced ConfigMap change takes effect
+
+
+def plan_config(deps: Deps, app: App) -> ConfigRead:
+    """The snapshots the pod template names, and a ConfigMissing problem per missing ConfigMap."""
+    refs = config_refs(app.spec) if app.spec.config_rollout else []
+    deps.store.configs.use((app.namespace, app.name), {r.name for r in refs})
+    out = ConfigRead()
+    if not refs:
+        return out
+    sources: dict[str, Json | None] = {}
+    for ref in refs:
+        known, obj, wait = deps.store.configs.known(app.namespace, ref.name)
+        if not known:
+            try:
+                obj = deps.kube.get("v1", "ConfigMap", app.namespace, ref.name)
+            except ApiError as e:
+                raise TransientError(str(e)) from e
+            deps.store.configs.read(app.namespace, ref.name, obj)
+        if wait is not None:
+            out.recheck = min(wait, out.recheck or wait)
+        sources[ref.name] = obj
+    out.plan = plan(app.name, refs, sources)
+    out.problems = [Problem("ConfigMissing", f"ConfigMap {ref.name} ({ref.where}) not found; the pods cannot "
+                            "start until it exists") for ref in out.plan.missing]
+    return out
+
+
+def prune_snapshots(deps: Deps, app: App, observed: dict[ChildKey, Json], config: ConfigPlan | None) -> None:
+    snaps = [obj for (kind, _), obj in observed.items()
+             if kind == "ConfigMap" and LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {})
+             and any(r.get("uid") == app.uid for r in obj["metadata"].get("ownerReferences") or [])]
+    current = {s["name"] for s in (config.snapshots.values() if config else [])}
+    for snap in snapshots_to_prune(snaps, current, app.spec.rollout.revision_history_limit):
+        name = snap["metadata"]["name"]
+        try:
+            deps.kube.delete("v1", "ConfigMap", app.namespace, name, uid=snap["metadata"].get("uid"))
+        except ApiError as e:
+            if e.status not in (404, 409):
+                raise TransientError(str(e)) from e
+        metrics.SNAPSHOTS_PRUNED.inc()
+        deps.applied.pop(((app.namespace, app.name), ("ConfigMap", name)), None)
