@@ -63,7 +63,8 @@ def test_the_template_names_the_snapshots_and_carries_the_hash() -> None:
             {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
             {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}],
             "envFrom": [{"configMapRef": {"name": "settings"}}, {"configMapRef": {"name": "other"}}]}],
-        "volumes": [{"name": "conf", "configMap": {"name": "settings"}}, {"name": "tls", "secret": {"secretName": "x"}}]}}
+        "volumes": [{"name": "conf", "configMap": {"name": "settings"}},
+                    {"name": "tls", "secret": {"secretName": "x"}}]}}
     p = plan("shop", [ConfigRef("settings", False, "env MODE")], {"settings": cm("settings", mode="fast")})
     snap = p.snapshots["settings"]["name"]
     out = rewrite(template, p)

@@ -27,7 +27,7 @@ def fetch(url: str) -> str:
         return str(r.read().decode())
 
 
-def served(url: str, expected: str) -> None:
+def served(url: str, expected: str, timeout: float = 30) -> None:
     """`url` answers `expected`, once kube-proxy has programmed the Service's current endpoints
     (Ready pods reach its rules a moment later; until then the ClusterIP refuses)."""
     def answer() -> bool:
@@ -36,7 +36,7 @@ def served(url: str, expected: str) -> None:
         except OSError:
             return False
 
-    wait_for(f"{url} to serve {expected!r}", answer, timeout=30)
+    wait_for(f"{url} to serve {expected!r}", answer, timeout=timeout)
 
 
 def pods(ns: str, app_name: str) -> list[dict[str, Any]]:
@@ -171,6 +171,45 @@ def test_a_failing_pull_is_rolled_back_after_its_threshold(incluster: Release, n
     assert "threshold 15s)" in because
     deployment = get("deployment", "pull", namespace)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == WEB_IMAGE  # type: ignore[index]
+
+
+# Refuses to start when its config says "bad"; else serves /www, the config mounted under it.
+CHECKED = ["/bin/sh", "-c", "[ \"$(cat /www/cfg/value.txt)\" != bad ] || { echo bad config >&2; exit 1; }; "
+           "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+
+
+def site(namespace: str, value: str) -> None:
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site"}, "data": {"value.txt": value}}
+    apply(config, namespace)
+
+
+def test_a_configmap_change_rolls_real_pods_and_a_rollback_restores_it(incluster: Release, namespace: str) -> None:
+    site(namespace, "one\n")
+    spec = dict(WEB, replicas=1, command=CHECKED, rollout={"failureThreshold": {"restarts": 2}},
+                volumes=[{"name": "cfg", "mountPath": "/www/cfg", "configMap": {"name": "site"}}])
+    apply(real_app("conf", **spec), namespace)
+    wait_ready("conf", namespace, timeout=120)
+    url = f"http://{get('service', 'conf', namespace)['spec']['clusterIP']}/cfg/value.txt"  # type: ignore[index]
+    served(url, "one\n")
+    site(namespace, "two\n")
+    t0 = time.monotonic()
+    served(url, "two\n", timeout=90)  # only new pods see it: a snapshot is immutable
+    rolled = time.monotonic() - t0
+    template = get("deployment", "conf", namespace)["spec"]["template"]  # type: ignore[index]
+    assert template["metadata"]["annotations"]["appkeeper.dev/config-hash"]
+    snapshot = template["spec"]["volumes"][0]["configMap"]["name"]
+    assert snapshot.startswith("conf-site-")
+    site(namespace, "bad")
+    t1 = time.monotonic()
+    wait_for("RolledBack", lambda: condition("conf", namespace, "Degraded").get("reason") == "RolledBack",
+             timeout=120)
+    back = time.monotonic() - t1
+    served(url, "two\n", timeout=60)  # the old pods, with the old snapshot, while the ConfigMap says bad
+    print(f"a ConfigMap change served by new pods {rolled:.1f}s after the edit; a bad config rolled back "
+          f"{back:.1f}s after its edit, the previous value served again")
+    assert get("configmap", "site", namespace)["data"] == {"value.txt": "bad"}  # type: ignore[index]
+    deployment = get("deployment", "conf", namespace)
+    assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == snapshot  # type: ignore[index]
 
 
 def test_the_standby_takes_over_when_the_leader_is_killed(incluster: Release, namespace: str) -> None:
