@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images
+import kwokstages
 import realnode
 
 HACK = Path(__file__).resolve().parent
@@ -463,6 +464,10 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str, host: str)
         "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}", "--leader-elect=false",
     ])
     stock = {p.name: p.read_text() for p in sorted((bins.parent / "kwok").glob("*.yaml"))}
+    # Failing pods on demand, by image (hack/kwokstages.py): the KWOK tier tests fail-fast rollbacks.
+    stock["pod-ready.yaml"] = kwokstages.narrow_pod_ready(stock["pod-ready.yaml"])
+    for n, stage in enumerate(kwokstages.stages()):
+        stock[f"appkeeper-{n}.yaml"] = stage
     for i, port in enumerate(ports.kwok):
         node = f"kwok-node-{i}"
         # The node-specific copy of KWOK's resource-metrics config, served where a kubelet serves it.
