@@ -10,6 +10,7 @@ from datetime import datetime
 from .api import FailureThreshold, Json
 from .podhealth import container_problem, first_line, termination
 
+STABLE_SECONDS = 10.0  # how long a revision's containers must keep running before it counts as healthy
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 TEMPLATE_HASH = "pod-template-hash"
 
@@ -76,3 +77,18 @@ def rollout_failure(pods: Iterable[Json], healthy_hash: str | None, threshold: F
         if failure is not None:
             return failure
     return None
+
+
+def stable_in(pods: Iterable[Json], now: datetime, window: float = STABLE_SECONDS) -> float:
+    """Seconds until every container of `pods` has been running for `window` (0: already; inf: a
+    container is not running, so only a pod event can change that)."""
+    wait = 0.0
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            running = (cs.get("state") or {}).get("running")
+            if running is None:
+                return float("inf")
+            wait = max(wait, window - seconds_since(running.get("startedAt"), now))
+    return max(0.0, wait)

@@ -19,6 +19,7 @@ from .children import Outcome, converge, prune
 from .deps import Deps, TransientError
 from .desired import child_key, workload_replicas
 from .events import Recorder
+from .failfast import stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
 from .podhealth import pods_problem
@@ -118,10 +119,14 @@ class Reconciler:
         current = self.deps.store.children(key)
         obs.children = sorted(k for k in wanted if k in current)
         obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
-        # 3d. Pods that cannot run say why.
-        problem = pods_problem(self.deps.store.pods(key))
+        # 3d. Pods that cannot run say why; pods that have not run long are not yet proof of health.
+        pods = self.deps.store.pods(key)
+        problem = pods_problem(pods)
         if problem is not None:
             obs.problems.append(problem)
+        obs.stable_in = stable_in(pods, now)
+        if 0 < obs.stable_in < float("inf"):
+            outcome.requeue_after = min(obs.stable_in + 0.5, outcome.requeue_after or obs.stable_in + 0.5)
 
     def _invalid(self, body: Json, err: SpecError, now: datetime) -> Outcome:
         meta = body["metadata"]

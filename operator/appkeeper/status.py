@@ -36,6 +36,7 @@ class Observed:
     repairs: list[str] = field(default_factory=list)
     rolled_back_to: str | None = None
     rollback_cause: str | None = None
+    stable_in: float = 0.0  # seconds until every pod has run long enough to call its revision healthy
     active_schedule: str | None = None
 
 
@@ -171,7 +172,10 @@ def _record_healthy(obs: Observed, wl: Json, status: Json) -> None:
     image, revision = workload_image(wl), workload_revision(wl)
     if image:
         status["image"] = image
-    if revision and not obs.rolled_back_to and status.get("rolledBackGeneration") != obs.generation:
+    # A container with no readiness probe is ready the moment it starts, crash or not: a revision
+    # is healthy only once its pods have also kept running a while (failfast.STABLE_SECONDS).
+    if revision and not obs.rolled_back_to and status.get("rolledBackGeneration") != obs.generation \
+            and obs.stable_in == 0:
         status["lastHealthyRevision"] = revision
 
 

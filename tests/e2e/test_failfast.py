@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .conftest import Operator, app, apply, get, wait_for
-from .test_operator import condition, wait_ready
+from .test_operator import condition, wait_healthy
 
 CRASHLOOP = "appkeeper.test/crashloop:1"
 PULLFAIL = "appkeeper.test/pullfail:1"
@@ -30,7 +30,7 @@ def back_on(name: str, ns: str, image: str) -> bool:
 def roll_out(operator: Operator, ns: str, name: str, image: str, **spec: Any) -> tuple[float, float]:
     """A healthy App updated to `image`: seconds until Degraded was shown, and until RolledBack."""
     apply(app(name, replicas=1, **spec), ns)
-    wait_ready(name, ns)
+    wait_healthy(name, ns)
     apply(app(name, replicas=1, image=image, **spec), ns)
     t0 = time.monotonic()
     wait_for("Degraded", lambda: reason(name, ns) != "", timeout=60)

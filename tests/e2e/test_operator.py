@@ -45,6 +45,17 @@ def wait_ready(name: str, ns: str, timeout: float = 60) -> dict[str, Any]:
     return wait_phase(name, ns, "Ready", timeout)
 
 
+def wait_healthy(name: str, ns: str, timeout: float = 60, after: str | None = None) -> dict[str, Any]:
+    """Ready, and its revision recorded healthy (its pods kept running ~10 s): only then can a bad
+    update be rolled back to it. `after`: a revision newer than this one."""
+    def healthy() -> dict[str, Any] | None:
+        body = get("app", name, ns) or {}
+        st = body.get("status") or {}
+        ok = st.get("phase") == "Ready" and st.get("lastHealthyRevision") not in (None, after)
+        return body if ok else None
+    return dict(wait_for(f"{name} Ready with a healthy revision", healthy, timeout=timeout))
+
+
 def events(ns: str, name: str) -> list[dict[str, Any]]:
     return [e for e in items("events", ns) if e["involvedObject"].get("kind") == "App"
             and e["involvedObject"]["name"] == name]
@@ -86,8 +97,9 @@ def test_full_app_creates_every_child_and_becomes_ready(operator: Operator, name
     writers = {m["manager"] for m in deployment["metadata"]["managedFields"] if m["operation"] == "Apply"}
     assert writers == {"appkeeper"}
     assert get("pvc", "shop-data", namespace)["status"]["phase"] == "Bound"  # type: ignore[index]
-    assert kubectl("get", "app", "shop", "-n", namespace).stdout.split("\n")[0].split()[:5] == \
-        ["NAME", "IMAGE", "DESIRED", "READY", "PHASE"]
+    table = kubectl("get", "app", "shop", "-n", namespace).stdout.split("\n")
+    assert table[0].split()[:6] == ["NAME", "IMAGE", "DESIRED", "READY", "PHASE", "REASON"]
+    assert table[1].split()[4:6] == ["Ready", "Healthy"]
 
 
 def test_changes_converge_and_removed_children_go(operator: Operator, namespace: str) -> None:
@@ -211,7 +223,7 @@ def test_paused_app_is_left_alone_and_says_so(operator: Operator, namespace: str
 def test_failed_rollout_is_rolled_back(operator: Operator, namespace: str) -> None:
     base = {"replicas": 2, "rollout": {"progressDeadlineSeconds": 5, "maxUnavailable": 0}}
     apply(app("roll", **base), namespace)
-    healthy = wait_ready("roll", namespace)["status"]["lastHealthyRevision"]
+    healthy = wait_healthy("roll", namespace)["status"]["lastHealthyRevision"]
     # New pods that can never be scheduled: the rollout cannot make progress.
     apply(app("roll", image="nginx:1.29", pod={"nodeSelector": {"no-such-node": "x"}}, **base), namespace)
     # Degraded at once (the new pods are Unschedulable), then RolledBack past the deadline.

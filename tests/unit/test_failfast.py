@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from appkeeper.api import FailureThreshold
-from appkeeper.failfast import rollout_failure
+from appkeeper.failfast import rollout_failure, stable_in
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DEFAULT = FailureThreshold()
@@ -85,3 +85,18 @@ def test_a_lower_threshold_is_crossed_sooner() -> None:
     assert rollout_failure([pod(containers=[crashing(1)])], None, quick, NOW) is not None
     assert rollout_failure([pod(started=11, containers=[pulling()])], None, quick, NOW) is not None
     assert rollout_failure([pod(conditions=[unschedulable(6)])], None, quick, NOW) is not None
+
+
+def running_pod(started: float, name: str = "p") -> dict[str, Any]:
+    return {"metadata": {"name": name}, "status": {"containerStatuses": [
+        {"name": "shop", "ready": True, "state": {"running": {"startedAt": ago(started)}}}]}}
+
+
+def test_a_revision_is_proven_only_once_its_containers_kept_running() -> None:
+    assert stable_in([], NOW) == 0
+    assert stable_in([running_pod(30)], NOW) == 0
+    assert stable_in([running_pod(30), running_pod(4, "q")], NOW) == 6
+    crashed = pod(containers=[crashing(1)])
+    assert stable_in([running_pod(30), crashed], NOW) == float("inf")
+    gone = dict(crashed, metadata={"name": "x", "deletionTimestamp": ago(1)})
+    assert stable_in([running_pod(30), gone], NOW) == 0

@@ -324,6 +324,24 @@ def test_a_failing_pull_is_rolled_back_once_it_has_failed_for_the_threshold(w: W
     assert "(for 21s, threshold 20s)" in w.status()["rolledBackBecause"]
 
 
+def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    ready(w, "1")
+    started = w.now
+    w.kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "shop-1-a", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"}},
+        "status": {"containerStatuses": [{"name": "shop", "ready": True, "restartCount": 0, "state": {
+            "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
+    w.now = started + timedelta(seconds=3)
+    outcome = w.reconcile()
+    assert "lastHealthyRevision" not in w.status()  # ready, but it may be about to crash
+    assert outcome.requeue_after == pytest.approx(7.5)
+    w.now = started + timedelta(seconds=11)
+    w.reconcile()
+    assert w.status()["lastHealthyRevision"] == "1"
+
+
 def test_without_auto_rollback_a_failing_revision_stays_and_says_why(w: World) -> None:
     healthy_then_updated(w, image="nginx:broken", rollout={"autoRollback": False})
     new_pod(w, restarts=5)

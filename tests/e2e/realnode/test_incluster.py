@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 from ..conftest import apply, get, kubectl, wait_for
-from ..test_operator import condition, wait_ready
+from ..test_operator import condition, wait_healthy, wait_ready
 from .conftest import WEB_IMAGE, Release, real_app
 
 WEB = {
@@ -116,7 +116,7 @@ def test_broken_images_say_which_container_failed_and_why(incluster: Release, na
 def test_a_bad_update_is_rolled_back_for_real(incluster: Release, namespace: str) -> None:
     spec = dict(WEB, replicas=1, volumes=[], rollout={"progressDeadlineSeconds": 10})
     apply(real_app("roll", **spec), namespace)
-    healthy = wait_ready("roll", namespace, timeout=120)["status"]["lastHealthyRevision"]
+    healthy = wait_healthy("roll", namespace, timeout=120)["status"]["lastHealthyRevision"]
     apply(real_app("roll", **dict(spec, image=UNPULLABLE)), namespace)
     t0 = time.monotonic()
     wait_for("RolledBack", lambda: condition("roll", namespace, "Degraded").get("reason") == "RolledBack",
@@ -134,7 +134,7 @@ def test_a_crashing_update_is_rolled_back_without_waiting_for_the_deadline(inclu
                                                                            namespace: str) -> None:
     spec = dict(WEB, replicas=1, volumes=[])  # the progress deadline stays the default 600 s
     apply(real_app("fast", **spec), namespace)
-    wait_ready("fast", namespace, timeout=120)
+    wait_healthy("fast", namespace, timeout=120)
     apply(real_app("fast", **dict(spec, command=["/bin/sh", "-c", "echo listen failed >&2; exit 1"])), namespace)
     t0 = time.monotonic()
     wait_for("CrashLoopBackOff shown", lambda: (degraded_reason("fast", namespace) or ("",))[0]
@@ -158,7 +158,7 @@ def test_a_crashing_update_is_rolled_back_without_waiting_for_the_deadline(inclu
 def test_a_failing_pull_is_rolled_back_after_its_threshold(incluster: Release, namespace: str) -> None:
     spec = dict(WEB, replicas=1, volumes=[], rollout={"failureThreshold": {"imagePullSeconds": 15}})
     apply(real_app("pull", **spec), namespace)
-    wait_ready("pull", namespace, timeout=120)
+    wait_healthy("pull", namespace, timeout=120)
     apply(real_app("pull", **dict(spec, image=UNPULLABLE)), namespace)
     t0 = time.monotonic()
     wait_for("RolledBack", lambda: condition("pull", namespace, "Degraded").get("reason") == "RolledBack",
@@ -188,7 +188,7 @@ def test_a_configmap_change_rolls_real_pods_and_a_rollback_restores_it(incluster
     spec = dict(WEB, replicas=1, command=CHECKED, rollout={"failureThreshold": {"restarts": 2}},
                 volumes=[{"name": "cfg", "mountPath": "/www/cfg", "configMap": {"name": "site"}}])
     apply(real_app("conf", **spec), namespace)
-    wait_ready("conf", namespace, timeout=120)
+    first = wait_healthy("conf", namespace, timeout=120)["status"]["lastHealthyRevision"]
     url = f"http://{get('service', 'conf', namespace)['spec']['clusterIP']}/cfg/value.txt"  # type: ignore[index]
     served(url, "one\n")
     site(namespace, "two\n")
@@ -199,6 +199,7 @@ def test_a_configmap_change_rolls_real_pods_and_a_rollback_restores_it(incluster
     assert template["metadata"]["annotations"]["appkeeper.dev/config-hash"]
     snapshot = template["spec"]["volumes"][0]["configMap"]["name"]
     assert snapshot.startswith("conf-site-")
+    wait_healthy("conf", namespace, timeout=60, after=first)  # the new config proved itself
     site(namespace, "bad")
     t1 = time.monotonic()
     wait_for("RolledBack", lambda: condition("conf", namespace, "Degraded").get("reason") == "RolledBack",
