@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 GROUP = "appkeeper.dev"
 VERSION = "v1alpha1"
@@ -397,12 +398,24 @@ def _autoscaling(raw: Json) -> Autoscaling:
     )
 
 
+def _fires(expr: str, path: str) -> None:
+    """A valid expression may still never fire (`0 0 30 2 *`): croniter gives up looking, some years
+    ahead; the window would never open or close, so say so now."""
+    now = datetime.now(UTC)
+    try:
+        croniter(expr, now).get_next(datetime)
+        croniter(expr, now).get_prev(datetime)
+    except CroniterBadDateError:
+        raise SpecError(path, f"never fires: {expr!r} names a date that does not occur (e.g. 30 February)") from None
+
+
 def _schedule(raw: Json, i: int) -> Schedule:
     path = f"spec.schedules[{i}]"
     for key in ("start", "end"):
         expr = raw.get(key)
         if not isinstance(expr, str) or not croniter.is_valid(expr):
             raise SpecError(f"{path}.{key}", f"is not a valid cron expression: {expr!r}")
+        _fires(expr, f"{path}.{key}")
     tz = raw.get("timeZone", "UTC")
     try:
         ZoneInfo(tz)

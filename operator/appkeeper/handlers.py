@@ -29,6 +29,7 @@ from .workqueue import WorkQueue, retry_delay
 
 log = logging.getLogger("appkeeper")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
+REPORT_AFTER = 3  # transient failures in a row before the App's status says the API keeps failing
 CONFIG_DEBOUNCE_SECONDS = 3.0  # a burst of ConfigMap edits rolls the pods once per this, not per edit
 
 
@@ -179,10 +180,15 @@ async def _worker(rt: Runtime) -> None:
             outcome = await loop.run_in_executor(rt.pool, rt.reconciler.reconcile, key)
         except (TransientError, ApiError) as e:
             cause = e.__cause__ if isinstance(e, TransientError) else e
-            _retry(rt, key, f"API: {e}", getattr(cause, "retry_after", None))
+            if _retry(rt, key, f"API: {e}", getattr(cause, "retry_after", None)) == REPORT_AFTER:
+                await loop.run_in_executor(rt.pool, rt.reconciler.report_failure, key, "APIError",
+                                           f"the API server keeps failing this App's requests: {e}")
         except Exception as e:  # one bad object must never stop the others
             log.exception("reconcile of %s/%s failed", *key)
             _retry(rt, key, f"{type(e).__name__}: {e}")
+            await loop.run_in_executor(rt.pool, rt.reconciler.report_failure, key, "InternalError",
+                                       f"the operator failed reconciling this App ({type(e).__name__}: {e}); "
+                                       "it retries with backoff")
         else:
             metrics.RECONCILES.labels("ok").inc()
             rt.failures.pop(key, None)
@@ -192,12 +198,14 @@ async def _worker(rt: Runtime) -> None:
             rt.queue.done(key)
 
 
-def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None) -> None:
+def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None) -> int:
+    """Schedules the retry; returns the attempt number."""
     metrics.RECONCILES.labels("error").inc()
     n = rt.failures[key] = rt.failures.get(key, 0) + 1
     delay = retry_delay(n, retry_after, rt.options.max_backoff_seconds, random.uniform(-0.2, 0.2))
     log.warning("reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, delay, n, why)
     rt.queue.add_after(key, delay)
+    return n
 
 
 async def _resync(rt: Runtime) -> None:

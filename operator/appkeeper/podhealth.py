@@ -73,3 +73,15 @@ def pods_problem(pods: Iterable[Json]) -> Problem | None:
         if problem is not None:
             return problem
     return None
+
+
+def workload_problem(workload: Json | None) -> Problem | None:
+    """The workload controller could not create pods at all (quota, a missing ServiceAccount, Pod
+    Security, invalid labels): its ReplicaFailure condition, in the cluster's words."""
+    if workload is None:
+        return None
+    for cond in (workload.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return Problem("ReplicaFailure", f"{workload['kind']} {workload['metadata']['name']} cannot create "
+                                             f"pods: {first_line(cond.get('message'), 400) or cond.get('reason')}")
+    return None

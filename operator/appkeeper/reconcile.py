@@ -22,11 +22,11 @@ from .events import Recorder
 from .failfast import stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
-from .podhealth import pods_problem
+from .podhealth import pods_problem, workload_problem
 from .rollback import Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .snapshots import plan_config, prune_snapshots
-from .status import Observed, Problem, compute_status, status_changed
+from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
 from .store import AppKey, ChildKey, Store
 
 __all__ = ["Outcome", "Reconciler", "TransientError"]
@@ -94,6 +94,20 @@ class Reconciler:
         outcome.requeue_after = min((w for w in waits if w is not None), default=None)
         return outcome
 
+    def report_failure(self, key: AppKey, reason: str, message: str) -> None:
+        """A reconcile of `key` failed: say so in its status and one (aggregated) Event, so every
+        App gets an answer. Best effort: the API may be what is failing."""
+        body = self.deps.store.app(key)
+        if body is None:
+            return
+        meta, old = body["metadata"], dict(body.get("status") or {})
+        new = failed_reconcile_status(old, int(meta.get("generation", 0)), reason, message, self.clock())
+        self.deps.recorder.post(meta, "Warning", reason, message)
+        try:
+            self._write_status(key[0], key[1], old, new)
+        except (TransientError, ApiError) as e:
+            log.warning("could not write the failure of %s/%s to its status: %s", *key, e)
+
     def _observe(self, app: App, now: datetime) -> Observed:
         _, window = scheduled_minimum(app.spec, now)
         return Observed(name=app.name, namespace=app.namespace, generation=app.generation,
@@ -121,7 +135,7 @@ class Reconciler:
         obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
         # 3d. Pods that cannot run say why; pods that have not run long are not yet proof of health.
         pods = self.deps.store.pods(key)
-        problem = pods_problem(pods)
+        problem = workload_problem(obs.workload) or pods_problem(pods)
         if problem is not None:
             obs.problems.append(problem)
         obs.stable_in = stable_in(pods, now)

@@ -134,6 +134,22 @@ def compute_status(obs: Observed) -> Json:
 Verdict = tuple[bool, str, str]
 
 
+def failed_reconcile_status(old: Json, generation: int, reason: str, message: str, now: datetime) -> Json:
+    """The status of an App whose reconcile failed (our own error, or the API erring again and
+    again): what was known stays, and Degraded says what failed, for this generation."""
+    status = dict(old)
+    status["observedGeneration"] = generation
+    status["phase"] = "Degraded"
+    conditions: list[Json] = list(old.get("conditions") or [])
+    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+    conditions = set_condition(conditions, "Ready", ready.get("status") == "True", reason,
+                               str(ready.get("message") or "not known: the reconcile failed"), generation, now)
+    conditions = set_condition(conditions, "Progressing", False, reason, message, generation, now)
+    conditions = set_condition(conditions, "Degraded", True, reason, message, generation, now)
+    status["conditions"] = conditions
+    return status
+
+
 def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Verdict, Verdict, Verdict]:
     """-> phase, and (status, reason, message) for Ready, Progressing and Degraded."""
     spec = obs.spec

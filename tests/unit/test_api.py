@@ -62,6 +62,10 @@ def test_service_account_turns_token_mount_on() -> None:
          "spec.schedules[0].start"),
         ({"image": "x", "schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "replicas": 1,
                                        "timeZone": "Mars/Olympus"}]}, "spec.schedules[0].timeZone"),
+        ({"image": "x", "schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 0 30 2 *", "replicas": 1}]},
+         "spec.schedules[0].end"),  # valid, but 30 February never comes
+        ({"image": "x", "rollout": {"failureThreshold": {"restarts": 0}}}, "spec.rollout.failureThreshold.restarts"),
+        ({"image": "x", "rollout": {"revisionHistoryLimit": 0}}, "spec.rollout.revisionHistoryLimit"),
         ({"image": "x", "disruption": {"minAvailable": 1, "maxUnavailable": 1}}, "spec.disruption"),
         ({"image": "x", "resources": {"requests": {"cpu": "fast"}}}, "spec.resources.requests.cpu"),
         ({"image": "x", "service": {"type": "Magic"}}, "spec.service.type"),

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from appkeeper.api import Json
+from appkeeper.kube import ApiError
 from appkeeper.reconcile import Reconciler, TransientError
 from appkeeper.store import Store
 
@@ -485,3 +486,43 @@ def test_a_restart_before_the_child_watches_listed_is_not_a_repair(w: World) -> 
     w.reconcile()
     assert w.status()["repairs"]["count"] == 0
     assert not [e for e in w.events() if e[0] == "Repaired"]
+
+
+@pytest.mark.parametrize("error", [KeyError("spec"), ValueError("bad"), TypeError("None"), ZeroDivisionError(),
+                                   RuntimeError("boom"), ApiError(500, "InternalError", "etcd timeout")],
+                         ids=lambda e: type(e).__name__)
+def test_every_failure_ends_in_a_status_that_says_what_failed(w: World, monkeypatch: pytest.MonkeyPatch,
+                                                              error: Exception) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.put_app(**dict(WEB, replicas=3))  # generation 2, never reconciled
+
+    def fail(*_: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(w.reconciler, "_converge", fail)
+    w.kube.sync(w.store)
+    with pytest.raises(type(error)):
+        w.reconciler.reconcile((NS, "shop"))
+    w.reconciler.report_failure((NS, "shop"), "InternalError", f"{type(error).__name__}: {error}")
+    st = w.status()
+    assert (st["observedGeneration"], st["phase"]) == (2, "Degraded")
+    degraded = w.condition("Degraded")
+    assert (degraded["status"], degraded["reason"], degraded["observedGeneration"]) == ("True", "InternalError", 2)
+    assert type(error).__name__ in degraded["message"]
+    assert ("InternalError", f"{type(error).__name__}: {error}") in w.events()
+
+
+def test_a_workload_that_cannot_create_pods_says_why(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    d = w.child("Deployment")
+    d["status"] = {"observedGeneration": d["metadata"]["generation"], "replicas": 0, "conditions": [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": 'pods "shop-6d4f-x" is forbidden: exceeded quota: compute, requested: cpu=2, limited: cpu=1'}]}
+    w.reconcile()
+    degraded = w.condition("Degraded")
+    assert (degraded["reason"], degraded["message"]) == ("ReplicaFailure", (
+        'Deployment shop cannot create pods: pods "shop-6d4f-x" is forbidden: exceeded quota: compute, '
+        "requested: cpu=2, limited: cpu=1"))
+    assert w.status()["phase"] == "Degraded"
