@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import socket
 import sys
 import time
 import uuid
+from typing import Any
 
 from prometheus_client import start_http_server
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 from . import __version__
 from .api import GROUP, PLURAL, VERSION
@@ -26,17 +28,21 @@ def package_version() -> str:
     return __version__
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+class JsonFormatter(BaseJsonFormatter):
+    """One JSON object per line (python-json-logger, as kopf uses): time, level, logger, message,
+    and `object` (the reference kopf attaches, k8s_ref) when the line is about one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(message)s", reserved_attrs=[*RESERVED_ATTRS, "k8s_ref", "k8s_skip", "settings"],
+                         rename_fields={"exc_info": "exception"}, json_ensure_ascii=False)
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        log_record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        log_record["level"] = record.levelname.lower()
+        log_record["logger"] = record.name
+        super().add_fields(log_record, record, message_dict)
+        if hasattr(record, "k8s_ref"):
+            log_record["object"] = record.k8s_ref
 
 
 def configure_logging(fmt: str, level: str) -> None:

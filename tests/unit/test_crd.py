@@ -25,6 +25,7 @@ def test_contract_names_and_subresources() -> None:
     assert (spec["group"], spec["names"]["kind"], spec["names"]["plural"], spec["scope"]) == \
         ("appkeeper.dev", "App", "apps", "Namespaced")
     assert spec["names"]["categories"] == ["appkeeper"]
+    assert spec["names"]["shortNames"] == ["akapp"]  # not `app`/`apps`: Argo CD's Application has them
     [version] = spec["versions"]
     assert version["subresources"]["scale"] == {"specReplicasPath": ".spec.replicas",
                                                 "statusReplicasPath": ".status.replicas",

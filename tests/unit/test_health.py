@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -103,3 +104,20 @@ def test_kopf_connects_where_our_client_does() -> None:
                       "scheme": "Bearer", "token": "abc", "certificate_path": "/me.crt", "private_key_path": "/me.key"}
     cfg.api_key = {}
     assert connection_fields(cfg)["token"] is None
+
+
+def test_json_logs_carry_the_fields_and_kopfs_object_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    cli.configure_logging("json", "info")
+    logging.getLogger("kopf.objects").warning("patched", extra={"k8s_ref": {"kind": "App", "name": "shop"}})
+    try:
+        raise ZeroDivisionError("x")
+    except ZeroDivisionError:
+        logging.getLogger("appkeeper").exception("failed")
+    first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert {k: first[k] for k in ("level", "logger", "message", "object")} == {
+        "level": "warning", "logger": "kopf.objects", "message": "patched", "object": {"kind": "App", "name": "shop"}}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", first["time"])
+    assert second["level"] == "error"
+    assert "ZeroDivisionError" in second["exception"]
