@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint test test-unit test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
+.PHONY: help venv lint package-check test test-unit test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -31,7 +31,14 @@ test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started 
 	$(PY) -m pytest -q -rA tests/e2e
 	@if [ -z "$$KUBECONFIG" ]; then $(PY) -m pytest -q -rA tests/teardown; fi
 
-test: lint binaries test-unit test-e2e ## everything CI runs: lint, the pinned binaries (helm for the chart checks), unit, e2e
+test: lint package-check binaries test-unit test-e2e ## everything CI runs: lint, the wheel, the pinned binaries (helm for the chart checks), unit, e2e
+
+package-check: ## `pip wheel . --no-build-isolation` in a clean venv with the oldest setuptools pyproject.toml allows
+	@minimum=$$(sed -n 's/.*"setuptools>=\([0-9][0-9]*\)".*/\1/p' pyproject.toml); \
+	rm -rf build/package-check && $(PYTHON) -m venv build/package-check && \
+	build/package-check/bin/pip install -q "setuptools~=$$minimum.0" && \
+	build/package-check/bin/pip wheel -q . --no-build-isolation --no-deps -w build/package-check/dist && \
+	echo "wheel built with setuptools $$(build/package-check/bin/python -c 'import setuptools; print(setuptools.__version__)'): $$(ls build/package-check/dist)"
 
 binaries: ## build-or-reuse the pinned Kubernetes, etcd, KWOK, Helm binaries
 	hack/build-binaries.sh
