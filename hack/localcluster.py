@@ -611,6 +611,9 @@ def print_env() -> None:
 
 
 def main() -> int:
+    # `localcluster.py env | head -1` (make demo's hint): a reader that stops early ends us quietly,
+    # as it would any Unix tool, not with a BrokenPipeError traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status", "env", "build", "kubeconfig"])
     args = parser.parse_args()

@@ -67,3 +67,23 @@ def test_a_reused_pid_is_not_ours_and_stale_state_is_cleared(lc: ModuleType) -> 
     assert "stale state" in lc.status()[1]
     lc.down()
     assert not lc.STATE.exists()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`localcluster.py env | head -1`, as make demo prints its hint: a closed pipe ends it quietly."""
+    import os
+    import subprocess
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "bin-dir").write_text(str(tmp_path))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "hack" / "localcluster.py"),
+                               "env"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=30,
+                              env={**os.environ, "APPKEEPER_CLUSTER_DIR": str(state)})
+    finally:
+        os.close(write)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == -13  # SIGPIPE, as `yes | head -1` ends
