@@ -125,3 +125,34 @@ def test_chart_crds_are_the_repository_crds() -> None:
     for crd in (ROOT / "crds").glob("*.yaml"):
         assert (CHART / "crds" / crd.name).read_text() == crd.read_text(), f"charts/appkeeper/crds/{crd.name} drifted"
     assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(p.name for p in (ROOT / "crds").iterdir())
+
+
+def test_the_overrides_users_expect() -> None:
+    out = helm("template", "rel", str(CHART), "--kube-version", "1.36.3", "--skip-crds",
+               "--set", "fullnameOverride=keeper", "--set", "nameOverride=ak",
+               "--set", "image.digest=sha256:" + "a" * 64, "--set", "extraArgs={--log-level=debug}",
+               "--set", "extraEnv[0].name=HTTPS_PROXY", "--set", "extraEnv[0].value=http://127.0.0.1:3128",
+               "--set", "podAnnotations.team=web", "--set", "priorityClassName=ops",
+               "--set", "resources.limits.memory=1Gi").stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert deployment["metadata"]["name"] == "keeper"
+    assert {d["metadata"]["name"] for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole")} == {"keeper"}
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "ak"
+    assert container["image"] == "ghcr.io/appkeeper/appkeeper@sha256:" + "a" * 64
+    assert container["args"][-1] == "--log-level=debug"
+    assert {"name": "HTTPS_PROXY", "value": "http://127.0.0.1:3128"} in container["env"]
+    assert pod["metadata"]["annotations"] == {"team": "web"}
+    assert pod["spec"]["priorityClassName"] == "ops"
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+    bad = helm("template", "rel", str(CHART), "--set", "image.digest=latest", check=False)
+    assert bad.returncode != 0
+    assert "digest" in bad.stderr
+
+
+def test_chart_app_version_is_the_package_version() -> None:
+    from appkeeper import __version__
+
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == __version__
