@@ -139,12 +139,13 @@ class Kube:
 
     # --- the verbs the reconciler uses -------------------------------------------------------
 
-    def apply(self, obj: Json) -> Json:
-        """Server-side apply with our field manager; force: appkeeper owns what it declares."""
+    def apply(self, obj: Json, dry_run: bool = False) -> Json:
+        """Server-side apply with our field manager; force: appkeeper owns what it declares.
+        `dry_run`: the API server answers with the result and stores nothing."""
         meta = obj["metadata"]
         path = path_for(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
-        return self.request("PATCH", path, obj, {"fieldManager": MANAGER, "force": "true"},
-                            content_type="application/apply-patch+yaml")
+        query = {"fieldManager": MANAGER, "force": "true", **({"dryRun": "All"} if dry_run else {})}
+        return self.request("PATCH", path, obj, query, content_type="application/apply-patch+yaml")
 
     def create(self, obj: Json) -> Json:
         meta = obj["metadata"]

@@ -1,0 +1,116 @@
+"""`appkeeper diff -f app.yaml`: what the operator would change, before it does, like `kubectl diff`.
+
+The children are built by the same pure builders the operator uses; each one is server-side
+applied with `dryRun=All` and field manager `appkeeper` (the API server defaults, validates and
+merges it as it would for real, and stores nothing), and the result is compared with what the
+cluster holds. Children the App no longer implies are listed as deletions; a child the App does
+not own is listed as refused, as the operator would refuse it. Exit code 0: no changes; 1: changes;
+2: an error (a bad spec names its field)."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from .api import API_VERSION, KIND, App, Json, SpecError, parse_app
+from .config import config_refs, plan
+from .desired import child_key, selector_string
+from .drift import Owner, ownership
+from .kinds import CHILD_KINDS, build_children
+from .kube import ApiError, Kube
+
+NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
+
+
+def clean(obj: Json | None) -> Json:
+    """The object as a person compares it: no status, no bookkeeping metadata."""
+    if obj is None:
+        return {}
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    for key in NOISE:
+        out.get("metadata", {}).pop(key, None)
+    return out
+
+
+def unified(kind: str, name: str, before: Json, after: Json) -> list[str]:
+    a = yaml.safe_dump(before, sort_keys=True).splitlines(keepends=True) if before else []
+    b = yaml.safe_dump(after, sort_keys=True).splitlines(keepends=True) if after else []
+    return list(difflib.unified_diff(a, b, f"{kind}/{name} (live)", f"{kind}/{name} (appkeeper)"))
+
+
+def live_app(kube: Kube, body: Json) -> App:
+    """The App as written, with the live object's uid (its children's ownerReferences name it)."""
+    meta = body.setdefault("metadata", {})
+    live = kube.get(API_VERSION, KIND, meta["namespace"], meta["name"])
+    if live is not None:
+        meta["uid"] = live["metadata"]["uid"]
+        body["status"] = live.get("status") or {}
+    meta.setdefault("uid", "00000000-0000-0000-0000-000000000000")
+    return parse_app(body)
+
+
+def desired_children(kube: Kube, app: App) -> list[Json]:
+    refs = config_refs(app.spec) if app.spec.config_rollout else []
+    sources = {r.name: kube.get("v1", "ConfigMap", app.namespace, r.name) for r in refs}
+    return build_children(app, datetime.now(UTC), None, plan(app.name, refs, sources) if refs else None)
+
+
+def diff_app(kube: Kube, app: App) -> list[str]:
+    lines: list[str] = []
+    desired = desired_children(kube, app)
+    for obj in desired:
+        kind, name = child_key(obj)
+        live = kube.get(obj["apiVersion"], kind, app.namespace, name)
+        holder = ownership(live, Owner(app.name, app.uid)) if live is not None else None
+        if holder is not None:
+            lines.append(f"# {kind}/{name}: refused, it is not the App's ({holder}); the operator leaves it alone\n")
+            continue
+        after = kube.apply(obj, dry_run=True)
+        lines += unified(kind, name, clean(live), clean(after))
+    wanted = {child_key(o) for o in desired}
+    for kind, api_version in CHILD_KINDS.items():
+        for obj in kube.list(api_version, kind, app.namespace, selector_string(app.name)):
+            name = obj["metadata"]["name"]
+            owned = any(r.get("uid") == app.uid for r in obj["metadata"].get("ownerReferences") or [])
+            if (kind, name) not in wanted and owned and "appkeeper.dev/snapshot-of" not in obj["metadata"].get(
+                    "labels", {}):
+                lines.append(f"# {kind}/{name}: would be deleted, the App no longer implies it\n")
+                lines += unified(kind, name, clean(obj), {})
+    return lines
+
+
+def load(path: str, namespace: str | None) -> Iterable[Json]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    for doc in yaml.safe_load_all(text):
+        if not doc:
+            continue
+        if doc.get("kind") != KIND:
+            raise SpecError("kind", f"expected an {KIND}, got {doc.get('kind')!r}")
+        meta = doc.setdefault("metadata", {})
+        meta["namespace"] = namespace or meta.get("namespace") or "default"
+        yield doc
+
+
+def run(kube: Kube, path: str, namespace: str | None, out: TextIO = sys.stdout) -> int:
+    changed = False
+    try:
+        for body in load(path, namespace):
+            app = live_app(kube, body)
+            lines = diff_app(kube, app)
+            out.writelines(lines)
+            changed = changed or bool(lines)
+    except SpecError as e:
+        print(f"error: {e.field}: {e.message}", file=sys.stderr)
+        return 2
+    except ApiError as e:
+        print(f"error: the API server said {e.status} {e.reason}: {e.message}", file=sys.stderr)
+        return 2
+    return 1 if changed else 0

@@ -1,0 +1,47 @@
+"""`appkeeper diff` against a real API server (server-side dry-run): an image change shows exactly
+that line, an unchanged App shows nothing and exits 0, a bad spec names the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import Operator, app, apply, kubectl
+from .test_operator import wait_ready
+
+SPEC = {"replicas": 1, "ports": [{"name": "http", "containerPort": 80}]}
+
+
+def diff(manifest: dict[str, object], namespace: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    f = tmp_path / "app.yaml"
+    f.write_text(json.dumps(manifest))
+    return subprocess.run([sys.executable, "-m", "appkeeper", "diff", "-f", str(f), "-n", namespace],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_diff_shows_what_would_change_and_nothing_else(operator: Operator, namespace: str, tmp_path: Path) -> None:
+    apply(app("shop", **SPEC), namespace)
+    wait_ready("shop", namespace)
+    same = diff(app("shop", **SPEC), namespace, tmp_path)
+    assert (same.returncode, same.stdout, same.stderr) == (0, "", "")
+    changed = diff(app("shop", **dict(SPEC, image="nginx:1.28")), namespace, tmp_path)
+    print(changed.stdout)
+    assert changed.returncode == 1, changed.stderr
+    edits = [line for line in changed.stdout.splitlines()
+             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    hash_lines = [e for e in edits if "appkeeper.dev/input-hash" in e]
+    assert [e for e in edits if e not in hash_lines] == ["-        image: nginx:1.27", "+        image: nginx:1.28"]
+    assert len(hash_lines) == 2  # the child's own content hash changes with it
+    assert "--- Deployment/shop (live)" in changed.stdout
+    # Nothing was written: the dry run stored nothing.
+    image = kubectl("get", "deployment", "shop", "-n", namespace, "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}").stdout
+    assert image == "nginx:1.27"
+
+
+def test_diff_names_the_bad_field(operator: Operator, namespace: str, tmp_path: Path) -> None:
+    bad = diff(app("shop", **dict(SPEC, replicas=-1)), namespace, tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: spec.replicas: must be >= 0, got -1"
