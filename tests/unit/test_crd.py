@@ -85,3 +85,24 @@ def test_every_schema_key_is_a_keyword_and_every_property_a_plain_name() -> None
     schema = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert schema_problems(schema) == []
     assert schema_problems({"type": "string", "description": "a", "or b": None}) == [": 'or b'"]
+
+
+def integers(schema: Any, path: str) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    if not isinstance(schema, dict):
+        return found
+    if schema.get("type") == "integer":
+        found.append((path, schema))
+    for name, sub in (schema.get("properties") or {}).items():
+        found += integers(sub, f"{path}.{name}")
+    found += integers(schema.get("items"), f"{path}[]")
+    return found
+
+
+def test_every_spec_integer_is_int32_and_bounded() -> None:
+    """2^40 replicas must be refused at apply, not stored and truncated to 0 by the Deployment."""
+    spec = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    found = integers(spec, "spec")
+    assert len(found) >= 12
+    loose = [p for p, s in found if s.get("format") != "int32" or "maximum" not in s or "minimum" not in s]
+    assert loose == []
