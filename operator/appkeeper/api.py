@@ -132,6 +132,7 @@ class PodOptions:
     container_security_context: Json | None
     priority_class_name: str | None
     topology_spread_constraints: list[Json]
+    security_profile: str | None = None  # restricted | baseline; None: what the namespace enforces
 
 
 @dataclass(frozen=True)
@@ -473,4 +474,11 @@ def _pod(raw: Json) -> PodOptions:
         container_security_context=raw.get("containerSecurityContext"),
         priority_class_name=raw.get("priorityClassName"),
         topology_spread_constraints=list(raw.get("topologySpreadConstraints") or []),
+        security_profile=_enum(raw.get("securityProfile"), "spec.pod.securityProfile", ("restricted", "baseline")),
     )
+
+
+def _enum(value: Any, path: str, allowed: tuple[str, ...]) -> str | None:
+    if value is None or value in allowed:
+        return value if value is None else str(value)
+    raise SpecError(path, f"must be one of {', '.join(allowed)}, got {value!r}")

@@ -22,6 +22,9 @@ ANN_RETAIN = "appkeeper.dev/retain"
 ANN_RETAINED_FROM = "appkeeper.dev/retained-from"
 CONTAINER_DEFAULT_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False}
 POD_DEFAULT_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
+# What the restricted Pod Security Standard requires of every pod and container.
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 @dataclass(frozen=True)
 class Replicas:
@@ -102,14 +105,14 @@ def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:
 
 
 def build_workload(app: App, replicas: int, template_override: Json | None = None,
-                   config: ConfigPlan | None = None) -> Json:
+                   config: ConfigPlan | None = None, profile: str = "baseline") -> Json:
     """`template_override`: a rollback's template (it names its own snapshots); else the spec's,
     naming the current config snapshots."""
     spec = app.spec
     if template_override:
         template = copy.deepcopy(template_override)
     else:
-        template = build_pod_template(app)
+        template = build_pod_template(app, profile)
         if config is not None:
             template = rewrite(template, config)
     if spec.is_stateful:
@@ -138,7 +141,8 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
     })
 
 
-def build_pod_template(app: App) -> Json:
+def build_pod_template(app: App, profile: str = "baseline") -> Json:
+    """`profile`: the Pod Security Standard to build for (restricted | baseline)."""
     spec, pod = app.spec, app.spec.pod
     # The log's last lines stand in for a termination message the program did not write, so a
     # crash says why (podhealth.py quotes its first line).
@@ -158,19 +162,26 @@ def build_pod_template(app: App) -> Json:
         "volumeMounts": [_mount(v) for v in spec.volumes],
     }
     container.update({k: v for k, v in optional.items() if v})
-    container["securityContext"] = copy.deepcopy(pod.container_security_context or CONTAINER_DEFAULT_SECURITY)
+    if profile == "restricted":  # the user's fields over what the standard requires
+        container["securityContext"] = {**RESTRICTED_CONTAINER, **copy.deepcopy(pod.container_security_context or {})}
+    else:
+        container["securityContext"] = copy.deepcopy(pod.container_security_context or CONTAINER_DEFAULT_SECURITY)
     metadata: Json = {"labels": {**pod.labels, **labels(app.name)}}
     if pod.annotations:
         metadata["annotations"] = dict(pod.annotations)
-    return {"metadata": metadata, "spec": _pod_spec(app, container)}
+    return {"metadata": metadata, "spec": _pod_spec(app, container, profile)}
 
 
-def _pod_spec(app: App, container: Json) -> Json:
+def _pod_spec(app: App, container: Json, profile: str) -> Json:
     spec, pod = app.spec, app.spec.pod
+    if profile == "restricted":
+        security = {**RESTRICTED_POD, **copy.deepcopy(pod.security_context or {})}
+    else:
+        security = copy.deepcopy(pod.security_context or POD_DEFAULT_SECURITY)
     pod_spec: Json = {
         "automountServiceAccountToken": pod.automount_service_account_token,
         "enableServiceLinks": False,
-        "securityContext": copy.deepcopy(pod.security_context or POD_DEFAULT_SECURITY),
+        "securityContext": security,
         "containers": [container],
     }
     pod_optional: dict[str, Any] = {

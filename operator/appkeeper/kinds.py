@@ -35,6 +35,7 @@ class BuildContext:
     now: datetime
     template_override: Json | None = None
     config: ConfigPlan | None = None  # the ConfigMap snapshots the pod template names
+    profile: str = "baseline"  # the Pod Security Standard the pods are built for
 
 
 Builder = Callable[[App, BuildContext], list[Json]]
@@ -50,6 +51,7 @@ class Kind:
     build: Builder | None = None  # set for children: the objects of this kind the App implies
     name: str = "<app>"  # how a child is named, for the docs
     own_namespace: bool = False  # needed only in the operator's own namespace (a Role there)
+    cluster_scoped: bool = False  # a Role cannot grant it: only in cluster-wide mode (a ClusterRole)
 
     @property
     def group(self) -> str:
@@ -64,7 +66,8 @@ def _workload(kind: str) -> Builder:
     def build(app: App, ctx: BuildContext) -> list[Json]:
         if ("StatefulSet" if app.spec.is_stateful else "Deployment") != kind:
             return []
-        return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override, ctx.config)]
+        return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override, ctx.config,
+                               ctx.profile)]
     return build
 
 
@@ -91,6 +94,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
     Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),
     Kind("Event", "v1", "events", ("create", "patch")),  # patch: a repeat bumps the count
+    # The namespace's pod-security.kubernetes.io/enforce label picks the default security profile.
+    Kind("Namespace", "v1", "namespaces", ("get",), cluster_scoped=True),
     # Leader election, in the operator's own namespace.
     Kind("Lease", "coordination.k8s.io/v1", "leases", ("get", "create", "update"), own_namespace=True),
     # The App itself (its watch is registered on its own).
@@ -111,14 +116,16 @@ PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
 
 
 def build_children(app: App, now: datetime, template_override: Json | None = None,
-                   config: ConfigPlan | None = None) -> list[Json]:
+                   config: ConfigPlan | None = None, profile: str = "baseline") -> list[Json]:
     """Every child the App asks for, in the table's order."""
-    ctx = BuildContext(now, template_override, config)
+    ctx = BuildContext(now, template_override, config, profile)
     return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
 
 
-def rbac_rules(own_namespace: bool = False) -> set[tuple[str, str, tuple[str, ...]]]:
+def rbac_rules(own_namespace: bool = False, cluster_wide: bool = True) -> set[tuple[str, str, tuple[str, ...]]]:
     """(apiGroup, resource, verbs) the operator needs, one entry per resource: where it reconciles
-    Apps, or (`own_namespace`) in its own namespace."""
-    rules = {(k.group, k.plural, k.verbs) for k in KINDS if k.own_namespace == own_namespace}
+    Apps (`cluster_wide`: a ClusterRole; else a Role per namespace, without cluster-scoped kinds),
+    or (`own_namespace`) in its own namespace."""
+    rules = {(k.group, k.plural, k.verbs) for k in KINDS if k.own_namespace == own_namespace
+             and (cluster_wide or not k.cluster_scoped)}
     return rules if own_namespace else rules | set(SUBRESOURCES)

@@ -82,6 +82,7 @@ def workload_problem(workload: Json | None) -> Problem | None:
         return None
     for cond in (workload.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return Problem("ReplicaFailure", f"{workload['kind']} {workload['metadata']['name']} cannot create "
+            reason = "PodSecurity" if "violates PodSecurity" in str(cond.get("message")) else "ReplicaFailure"
+            return Problem(reason, f"{workload['kind']} {workload['metadata']['name']} cannot create "
                                              f"pods: {first_line(cond.get('message'), 400) or cond.get('reason')}")
     return None

@@ -25,6 +25,7 @@ from .kube import ApiError, Kube
 from .podhealth import pods_problem, workload_problem
 from .rollback import Rollbacks
 from .schedules import next_change, scheduled_minimum
+from .security import Profiles
 from .snapshots import plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
 from .store import AppKey, ChildKey, Store
@@ -41,6 +42,7 @@ class Reconciler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
         self.rollbacks = Rollbacks()
+        self.profiles = Profiles()
 
     def forget(self, key: AppKey) -> None:
         for k in [k for k in self.deps.applied if k[0] == key]:
@@ -122,7 +124,9 @@ class Reconciler:
         config = plan_config(self.deps, app)
         obs.problems += config.problems
         outcome.requeue_after = config.recheck
-        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now), config.plan)
+        profile = self.profiles.profile(self.deps.kube, app)
+        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now), config.plan,
+                                 profile)
         # 3b. Each child: decide (drift.py), then act.
         for obj in desired:
             converge(self.deps, app, obj, observed.get(child_key(obj)), obs, outcome)

@@ -78,13 +78,13 @@ def rules_of(rendered: str, kind: str, leader: bool = False) -> Rules:
     return out
 
 
-def table(own_namespace: bool = False) -> Rules:
-    return {(g, r): set(v) for g, r, v in rbac_rules(own_namespace)}
+def table(own_namespace: bool = False, cluster_wide: bool = True) -> Rules:
+    return {(g, r): set(v) for g, r, v in rbac_rules(own_namespace, cluster_wide)}
 
 
 @pytest.mark.parametrize(("values", "kind"), [("default", "ClusterRole"), ("namespaced", "Role")])
 def test_chart_rbac_is_exactly_what_the_kinds_table_needs(values: str, kind: str) -> None:
-    assert rules_of(template(values), kind) == table()
+    assert rules_of(template(values), kind) == table(cluster_wide=kind == "ClusterRole")
     # The Lease, in the release namespace only, and get/update only on the operator's own Lease.
     assert rules_of(template(values), "Role", leader=True) == table(own_namespace=True)
     [role] = [d for d in yaml.safe_load_all(template(values)) if d and d["kind"] == "Role"

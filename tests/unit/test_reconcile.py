@@ -526,3 +526,40 @@ def test_a_workload_that_cannot_create_pods_says_why(w: World) -> None:
         'Deployment shop cannot create pods: pods "shop-6d4f-x" is forbidden: exceeded quota: compute, '
         "requested: cpu=2, limited: cpu=1"))
     assert w.status()["phase"] == "Degraded"
+
+
+def restricted_namespace(w: World) -> None:
+    w.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+
+
+def test_a_restricted_namespace_gets_pods_that_meet_the_standard(w: World) -> None:
+    restricted_namespace(w)
+    w.put_app(**dict(WEB, pod={"securityContext": {"runAsUser": 65532}}))
+    w.reconcile()
+    spec = w.child("Deployment")["spec"]["template"]["spec"]
+    assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+                                       "runAsUser": 65532}  # the user's fields merged over the standard's
+    assert spec["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                        "capabilities": {"drop": ["ALL"]}}
+
+
+def test_the_profile_can_be_chosen_and_a_refusal_is_named(w: World) -> None:
+    restricted_namespace(w)
+    w.put_app(**dict(WEB, pod={"securityProfile": "baseline"}))
+    w.reconcile()
+    d = w.child("Deployment")
+    assert "runAsNonRoot" not in d["spec"]["template"]["spec"]["securityContext"]
+    d["status"] = {"observedGeneration": d["metadata"]["generation"], "conditions": [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message":
+         'pods "shop-x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true'}]}
+    w.reconcile()
+    assert w.condition("Degraded")["reason"] == "PodSecurity"
+    assert 'violates PodSecurity "restricted:latest"' in w.condition("Degraded")["message"]
+
+
+def test_without_a_label_the_pods_are_built_for_baseline(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    spec = w.child("Deployment")["spec"]["template"]["spec"]
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}

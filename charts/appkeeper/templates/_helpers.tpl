@@ -72,4 +72,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- if not .Values.watchNamespaces }}
+# Cluster-wide only (a Role cannot grant it): the pod-security.kubernetes.io/enforce label.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
+{{- end }}
 {{- end -}}

@@ -213,6 +213,23 @@ def test_a_configmap_change_rolls_real_pods_and_a_rollback_restores_it(incluster
     assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == snapshot  # type: ignore[index]
 
 
+def test_a_restricted_namespace_runs_pods_that_meet_the_standard(incluster: Release, namespace: str) -> None:
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    nonroot = dict(WEB, replicas=1, volumes=[], pod={"securityContext": {"runAsUser": 65532}})
+    apply(real_app("strict", **nonroot), namespace)
+    apply(real_app("loose", **dict(nonroot, pod={"securityProfile": "baseline"})), namespace)
+    t0 = time.monotonic()
+    wait_ready("strict", namespace, timeout=120)
+    print(f"an App in a restricted namespace Ready in {time.monotonic() - t0:.1f}s")
+    reason, message = wait_for("loose refused", lambda: degraded_reason("loose", namespace), timeout=60)
+    print(f"a baseline App in a restricted namespace: {reason}: {message}")
+    assert reason == "PodSecurity"
+    assert 'violates PodSecurity "restricted:latest"' in message
+    pod = pods(namespace, "strict")[0]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
 def test_the_standby_takes_over_when_the_leader_is_killed(incluster: Release, namespace: str) -> None:
     apply(real_app("again", ports=WEB["ports"]), namespace)
     wait_ready("again", namespace, timeout=120)
