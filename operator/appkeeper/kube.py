@@ -5,17 +5,18 @@ ServiceAccount (through the official client's loaders); requests go through one 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import config as kube_config
-from kubernetes.client import Configuration
 
 from . import metrics
 from .api import API_VERSION, Json
 from .desired import MANAGER
 from .kinds import PLURALS
+
+if TYPE_CHECKING:  # the client's models take most of a second to import: only where a config is loaded
+    from kubernetes.client import Configuration
 
 
 class ApiError(Exception):
@@ -46,6 +47,9 @@ def retry_after(header: str | None) -> float | None:
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
+    from kubernetes import config as kube_config
+    from kubernetes.client import Configuration
+
     cfg = Configuration()
     try:
         kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
