@@ -127,19 +127,21 @@ def test_a_second_cluster_starts_and_stops_leaving_nothing_behind(cluster: Clust
     # KWOK-only: the real node's bridge and containerd are the main cluster's (tests/teardown covers them).
     env = {**os.environ, "APPKEEPER_CLUSTER_DIR": str(tmp_path / "state"), "APPKEEPER_REAL_NODE": "0"}
     env.pop("KUBECONFIG", None)
-    up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up"], env=env, capture_output=True, text=True,
-                        timeout=300)
-    assert up.returncode == 0, up.stderr
-    assert re.search(r"cluster ready in [0-9.]+s", up.stderr)
-    ports = list(json.loads((tmp_path / "state" / "ports.json").read_text()))
-    pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir() if p.suffix != ".start"]
-    assert len(pids) == 8  # etcd, kube-apiserver, -controller-manager, -scheduler, 3 KWOK, metrics-server
-    assert any(listening(p) for p in ports)
-    again = subprocess.run([sys.executable, str(LOCALCLUSTER), "up"], env=env, capture_output=True, text=True)
-    assert again.returncode == 0
-    assert "reusing the running cluster" in again.stderr
-    down = subprocess.run([sys.executable, str(LOCALCLUSTER), "down"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    try:
+        up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up"], env=env, capture_output=True, text=True,
+                            timeout=300)
+        assert up.returncode == 0, up.stderr
+        assert re.search(r"cluster ready in [0-9.]+s", up.stderr)
+        ports = list(json.loads((tmp_path / "state" / "ports.json").read_text()))
+        pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir() if not p.suffix]
+        assert len(pids) == 8  # etcd, kube-apiserver, -controller-manager, -scheduler, 3 KWOK, metrics-server
+        assert any(listening(p) for p in ports)
+        again = subprocess.run([sys.executable, str(LOCALCLUSTER), "up"], env=env, capture_output=True, text=True)
+        assert again.returncode == 0
+        assert "reusing the running cluster" in again.stderr
+    finally:  # a failed assertion must not leave a second control plane running for the rest of the suite
+        down = subprocess.run([sys.executable, str(LOCALCLUSTER), "down"], env=env, capture_output=True, text=True,
+                              timeout=120)
     assert down.returncode == 0, down.stderr
     assert not [p for p in pids if running(p)]
     assert not [p for p in ports if listening(p)]

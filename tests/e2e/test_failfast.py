@@ -61,4 +61,4 @@ def test_a_failing_pull_is_rolled_back_once_it_has_failed_for_the_threshold(oper
     assert because.startswith("container pully: ImagePullBackOff: ")
     assert because.endswith("threshold 10s)")
     assert shown < 10
-    assert 10 <= rolled < 30
+    assert 9 <= rolled < 30  # pod times are whole seconds: the threshold holds to within one

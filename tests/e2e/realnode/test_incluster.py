@@ -166,7 +166,8 @@ def test_a_failing_pull_is_rolled_back_after_its_threshold(incluster: Release, n
     rolled = time.monotonic() - t0
     because = get("app", "pull", namespace)["status"]["rolledBackBecause"]  # type: ignore[index]
     print(f"pull failure rolled back {rolled:.1f}s after the bad update (threshold 15s): {because}")
-    assert rolled >= 15, "rolled back before the pull had failed for the threshold"
+    # Pod times are whole seconds (startTime truncates): the threshold holds to within one.
+    assert rolled >= 14, "rolled back before the pull had failed for the threshold"
     assert "127.0.0.1:5999" in because
     assert "threshold 15s)" in because
     deployment = get("deployment", "pull", namespace)
