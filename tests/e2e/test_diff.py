@@ -32,7 +32,7 @@ def test_diff_shows_what_would_change_and_nothing_else(operator: Operator, names
     edits = [line for line in changed.stdout.splitlines()
              if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     hash_lines = [e for e in edits if "appkeeper.dev/input-hash" in e]
-    assert [e for e in edits if e not in hash_lines] == ["-        image: nginx:1.27", "+        image: nginx:1.28"]
+    assert [e for e in edits if e not in hash_lines] == ["-      - image: nginx:1.27", "+      - image: nginx:1.28"]
     assert len(hash_lines) == 2  # the child's own content hash changes with it
     assert "--- Deployment/shop (live)" in changed.stdout
     # Nothing was written: the dry run stored nothing.
