@@ -73,12 +73,13 @@ def api_status(server: str, ca: str, token: str, path: str) -> int:
 
 
 def expected_rules() -> set[tuple[str, tuple[str, ...]]]:
-    """The kinds table's rules as `kubectl auth can-i --list` names them (resource.group)."""
+    """The kinds table's rules as `kubectl auth can-i --list` names them (resource.group), for the
+    release these tests install: watchNamespaces set, a Role per namespace, nothing cluster-scoped."""
     def name(group: str, resource: str) -> str:
         base, _, sub = resource.partition("/")
         return (f"{base}.{group}" if group else base) + (f"/{sub}" if sub else "")
 
-    return {(name(group, resource), verbs) for group, resource, verbs in rbac_rules()}
+    return {(name(group, resource), verbs) for group, resource, verbs in rbac_rules(cluster_wide=False)}
 
 
 # What every authenticated identity may do (system:basic-user and friends).
@@ -137,9 +138,18 @@ def test_operator_runs_with_exactly_the_charts_rbac(release: dict[str, str], tmp
         stop_operator(op)
 
 
-def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str]) -> None:
+def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str], tmp_path: Path) -> None:
     system, watched = release["system"], release["watched"]
     wait_for("the operator Deployment", lambda: get("deployment", "appkeeper", system))
+    # An App the release's operator (its ServiceAccount, run here) reconciled before the uninstall.
+    kubeconfig, *_ = token_kubeconfig(tmp_path / "sa.kubeconfig", system, release["sa"])
+    op = start_operator(tmp_path, f"--namespace={watched}", f"--kubeconfig={kubeconfig}")
+    try:
+        apply({"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": "kept"},
+               "spec": {"image": "nginx:1.27", "ports": [{"name": "http", "containerPort": 80}]}}, watched)
+        wait_ready("kept", watched)
+    finally:
+        stop_operator(op)
     helm("upgrade", "appkeeper", str(CHART), "-n", system, "--reuse-values", "--set", "workers=3")
     args = get("deployment", "appkeeper", system)["spec"]["template"]["spec"]["containers"][0]["args"]  # type: ignore[index]
     assert "--workers=3" in args
@@ -154,5 +164,11 @@ def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str]) -> 
     cluster_left = kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
     assert cluster_left == []
     assert helm("status", "appkeeper", "-n", system, check=False).returncode != 0
-    # CRDs stay, as Helm does for charts' crds/ (Apps would otherwise be deleted with them).
+    # CRDs stay, as Helm does for charts' crds/ (Apps would otherwise be deleted with them); so do
+    # the Apps, and their children keep running, unmanaged until an operator serves them again.
     assert get("crd", "apps.appkeeper.dev", "default") is not None
+    assert get("app", "kept", watched) is not None
+    deployment = get("deployment", "kept", watched)
+    assert deployment is not None
+    assert deployment["status"].get("readyReplicas") == 1
+    assert get("service", "kept", watched) is not None
