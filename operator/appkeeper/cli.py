@@ -88,6 +88,9 @@ def parser() -> argparse.ArgumentParser:
     election.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
     election.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
     election.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    crds = sub.add_parser("crds", help="the App CRD this version ships")
+    crds.add_argument("action", choices=["apply"], help="apply: server-side apply it and wait until it is served")
+    crds.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
     diff = sub.add_parser("diff", help="show what the operator would change for an App file (like kubectl diff)",
                           description="Builds the App's children as the operator would, server-side dry-runs "
                                       "each apply, and prints a unified diff per child. Exit 0: no changes; "
@@ -108,6 +111,10 @@ def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "crds":
+        from .crds import apply_crds
+
+        return apply_crds(Kube(load_configuration(args.kubeconfig), pool_size=2))
     if args.command == "diff":
         from . import diff
 

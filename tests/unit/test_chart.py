@@ -68,6 +68,7 @@ def rules_of(rendered: str, kind: str, leader: bool = False) -> Rules:
     """(apiGroup, resource) -> verbs, over every rendered `kind` (the leader-election Role, or the rest)."""
     docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == kind
                                   and d["metadata"]["name"].endswith("-leader-election") == leader]
+    docs = [d for d in docs if "helm.sh/hook" not in (d["metadata"].get("annotations") or {})]  # the CRD Job's
     assert docs, f"no {kind} rendered"
     out: Rules = {}
     for doc in docs:
@@ -121,10 +122,26 @@ def test_helm_lint_and_schema() -> None:
     assert typo.returncode != 0
 
 
-def test_chart_crds_are_the_repository_crds() -> None:
+@pytest.mark.parametrize("copy", [CHART / "crds", ROOT / "operator" / "appkeeper" / "crds"],
+                         ids=["chart", "package"])
+def test_the_crd_copies_are_the_repository_crds(copy: Path) -> None:
+    """The chart installs its copy; the package ships one for `appkeeper crds apply`."""
     for crd in (ROOT / "crds").glob("*.yaml"):
-        assert (CHART / "crds" / crd.name).read_text() == crd.read_text(), f"charts/appkeeper/crds/{crd.name} drifted"
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(p.name for p in (ROOT / "crds").iterdir())
+        assert (copy / crd.name).read_text() == crd.read_text(), f"{copy / crd.name} drifted: copy crds/ over it"
+    assert sorted(p.name for p in copy.glob("*.yaml")) == sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
+
+
+def test_upgrades_apply_the_new_crd_first_with_rights_to_that_crd_only() -> None:
+    docs = [d for d in yaml.safe_load_all(template("default")) if d]
+    hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-upgrade"]
+    assert sorted(d["kind"] for d in hooks) == ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
+    [role] = [d for d in hooks if d["kind"] == "ClusterRole"]
+    assert role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+                              "resourceNames": ["apps.appkeeper.dev"], "verbs": ["get", "patch"]}]
+    [job] = [d for d in hooks if d["kind"] == "Job"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["crds", "apply"]
+    off = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.upgrade=false").stdout
+    assert "helm.sh/hook: pre-upgrade" not in off
 
 
 def test_the_overrides_users_expect() -> None:
@@ -139,7 +156,8 @@ def test_the_overrides_users_expect() -> None:
     pod = deployment["spec"]["template"]
     [container] = pod["spec"]["containers"]
     assert deployment["metadata"]["name"] == "keeper"
-    assert {d["metadata"]["name"] for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole")} == {"keeper"}
+    assert {d["metadata"]["name"] for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole")} == \
+        {"keeper", "keeper-crds"}
     assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "ak"
     assert container["image"] == "ghcr.io/appkeeper/appkeeper@sha256:" + "a" * 64
     assert container["args"][-1] == "--log-level=debug"
