@@ -259,3 +259,27 @@ def test_helm_test_passes(incluster: Release) -> None:
     out = helm("test", "appkeeper", "-n", incluster.namespace, "--timeout", "120s")
     assert "Phase:          Succeeded" in out.stdout, out.stdout
 
+
+
+def test_an_upgrade_brings_the_new_crd_before_the_new_operator(incluster: Release, namespace: str) -> None:
+    """Helm never upgrades crds/: the chart's pre-upgrade Job applies the CRD the new version ships."""
+    from .conftest import CHART, helm
+
+    current = get("crd", "apps.appkeeper.dev", "default")
+    assert current is not None
+    older = {k: current[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+    spec_schema = older["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec_schema["properties"]["configRollout"]  # a field an older release did not have
+    for key in ("managedFields", "generation", "uid", "creationTimestamp"):
+        older["metadata"].pop(key, None)
+    kubectl("replace", "-f", "-", stdin=json.dumps(older))
+    app = real_app("upg", configRollout=False, ports=WEB["ports"])
+    apply(app, namespace)
+    assert "configRollout" not in get("app", "upg", namespace)["spec"]  # type: ignore[index]  # pruned
+    t0 = time.monotonic()
+    helm("upgrade", "appkeeper", str(CHART), "-n", incluster.namespace, "--reuse-values", "--wait",
+         "--timeout", "180s")
+    print(f"helm upgrade with the CRD hook Job took {time.monotonic() - t0:.1f}s")
+    apply(app, namespace)
+    assert get("app", "upg", namespace)["spec"]["configRollout"] is False  # type: ignore[index]
+    assert get("job", "appkeeper-crds", incluster.namespace) is None  # hook-succeeded: cleaned up
