@@ -4,11 +4,11 @@
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY operator ./operator
 # Wheels for the package and its dependencies, installed into a venv the runtime copies whole.
 RUN python -m venv /opt/appkeeper \
- && /opt/appkeeper/bin/pip install --no-compile . \
+ && /opt/appkeeper/bin/pip install --no-compile -c constraints.txt . \
  && /opt/appkeeper/bin/python -m compileall -q /opt/appkeeper/lib
 
 FROM python:3.11.11-slim-bookworm

@@ -142,7 +142,8 @@ def base_rootfs() -> Path:
 def host_wheels(out: Path) -> list[Path]:
     """Wheels of this package and its dependencies, built on the host (pip inside the chroot cannot
     verify this network's TLS interception), plus pip's own wheel to install them with."""
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(out), str(ROOT), "pip")
+    run(sys.executable, "-m", "pip", "wheel", "-q", "-c", str(ROOT / "constraints.txt"), "--wheel-dir", str(out),
+        str(ROOT), "pip")
     return sorted(out.glob("*.whl"))
 
 
@@ -231,7 +232,8 @@ def build_pause(dest: Path) -> None:
 
 
 BUILDERS: dict[str, tuple[Callable[[Path], None], Callable[[], list[bytes | str | Path]]]] = {
-    "operator": (build_operator, lambda: [ROOT / "pyproject.toml", ROOT / "README.md", ROOT / "operator",
+    "operator": (build_operator, lambda: [ROOT / "pyproject.toml", ROOT / "constraints.txt", ROOT / "README.md",
+                                          ROOT / "operator",
                                           ROOT / "Dockerfile", ROOT / "charts" / "appkeeper" / "Chart.yaml"]),
     "web": (build_web, lambda: [Path("/bin/busybox")]),
     "pause": (build_pause, lambda: [pause_source()]),
