@@ -92,3 +92,60 @@ def narrow_pod_ready(stock: str) -> str:
     extra = (f"    - key: '{IMAGE_KEY}'\n      operator: 'NotIn'\n"
              f"      values: ['{CRASHLOOP_IMAGE}', '{PULLFAIL_IMAGE}']\n")
     return stock.replace(anchor, anchor + extra, 1)
+
+
+_ADDRESSES_FROM_STATUS = """      addresses:
+      {{ with .status.addresses }}
+      {{ YAML . 1 }}
+      {{ else }}
+      {{ with NodeIP }}
+      - address: {{ . | Quote }}
+        type: InternalIP
+      {{ end }}
+      {{ with NodeName }}
+      - address: {{ . | Quote }}
+        type: Hostname
+      {{ end }}
+      {{ end }}
+"""
+_ADDRESSES_FROM_FLAGS = """      addresses:
+      {{ with NodeIP }}
+      - address: {{ . | Quote }}
+        type: InternalIP
+      {{ end }}
+      {{ with NodeName }}
+      - address: {{ . | Quote }}
+        type: Hostname
+      {{ end }}
+"""
+
+
+_ADDRESSES_IF_MISSING = """      {{ if or (not $hasInternalIP) (not $hasHostname) }}
+      addresses:
+      {{ end }}
+      {{ if not $hasInternalIP }}
+      {{ with NodeIP }}
+      - address: {{ . | Quote }}
+        type: InternalIP
+      {{ end }}
+      {{ end }}
+      {{ if not $hasHostname }}
+      {{ with NodeName }}
+      - address: {{ . | Quote }}
+        type: Hostname
+      {{ end }}
+      {{ end }}
+"""
+
+
+def fix_node_addresses(name: str, stock: str) -> str:
+    """KWOK's node stages replace the node's whole status. node-initialize writes the addresses only
+    when they are missing, so when it runs again on a node that has them — after the API server was
+    down long enough for the node to look not Ready (the chaos tests) — it erases them, and
+    metrics-server can no longer reach the node ("no address matched types [InternalIP]"); the
+    heartbeat stage copies them from a status that may be stale. Both now write them from KWOK's
+    own flags (--node-ip, the node name), every time."""
+    for old in (_ADDRESSES_FROM_STATUS, _ADDRESSES_IF_MISSING):
+        if old in stock:
+            return stock.replace(old, _ADDRESSES_FROM_FLAGS, 1)
+    raise ValueError(f"KWOK's {name} stage changed shape; update hack/kwokstages.py")

@@ -466,6 +466,8 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str, host: str)
     stock = {p.name: p.read_text() for p in sorted((bins.parent / "kwok").glob("*.yaml"))}
     # Failing pods on demand, by image (hack/kwokstages.py): the KWOK tier tests fail-fast rollbacks.
     stock["pod-ready.yaml"] = kwokstages.narrow_pod_ready(stock["pod-ready.yaml"])
+    for name in ("node-initialize.yaml", "node-heartbeat-with-lease.yaml"):
+        stock[name] = kwokstages.fix_node_addresses(name, stock[name])
     for n, stage in enumerate(kwokstages.stages()):
         stock[f"appkeeper-{n}.yaml"] = stage
     for i, port in enumerate(ports.kwok):

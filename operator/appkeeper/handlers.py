@@ -52,6 +52,7 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pool: ThreadPoolExecutor | None = None
     leading: asyncio.Event = field(default_factory=asyncio.Event)
+    api_up: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while the API server is away
     elector: LeaderElector | None = None
     health: Health | None = None  # told when this run stops, so /readyz stops saying "serving"
 
@@ -83,6 +84,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
     rt.reconciler = Reconciler(kube, rt.store)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
+    rt.api_up.set()  # kopf has just listed through it
     rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
                 for i in range(rt.options.workers)]
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
@@ -174,12 +176,15 @@ async def _worker(rt: Runtime) -> None:
     assert rt.reconciler is not None
     while True:
         await rt.leading.wait()  # a standby reconciles nothing
+        await rt.api_up.wait()  # nor does anyone while the API server is out of reach (_resync probes)
         key = await rt.queue.get()
         metrics.QUEUE_DEPTH.set(len(rt.queue))
         try:
             outcome = await loop.run_in_executor(rt.pool, rt.reconciler.reconcile, key)
         except (TransientError, ApiError) as e:
             cause = e.__cause__ if isinstance(e, TransientError) else e
+            if getattr(cause, "status", None) == 0:
+                rt.api_up.clear()  # no answer at all: hold every worker until the probe hears one
             if _retry(rt, key, f"API: {e}", getattr(cause, "retry_after", None)) == REPORT_AFTER:
                 await loop.run_in_executor(rt.pool, rt.reconciler.report_failure, key, "APIError",
                                            f"the API server keeps failing this App's requests: {e}")
@@ -214,23 +219,25 @@ async def _resync(rt: Runtime) -> None:
     watches for the API server coming back after an outage, and then the check runs at once."""
     loop = asyncio.get_running_loop()
     assert rt.reconciler is not None
-    kube, last, down = rt.reconciler.deps.kube, loop.time(), False
+    kube, last = rt.reconciler.deps.kube, loop.time()
     while True:
         await asyncio.sleep(min(PROBE_SECONDS, rt.options.resync_seconds))
         due = loop.time() - last >= rt.options.resync_seconds
-        if not (due or down):
-            down = not await loop.run_in_executor(None, api_answers, kube)
-            continue
+        if not due and rt.api_up.is_set():
+            if await loop.run_in_executor(None, api_answers, kube):
+                continue
+            rt.api_up.clear()  # the workers wait: retrying every App against a dead server is a hot loop
         try:
             stale = await loop.run_in_executor(None, verify, kube, rt.store)
         except ApiError as e:
             log.warning("could not check the store against the API: %s", e)
-            down = True
+            rt.api_up.clear()
             continue
-        if down:  # back after an outage: what waits out a backoff from it is retried now
+        if not rt.api_up.is_set():  # back after an outage: what waits out a backoff from it is retried now
+            log.info("the API server answers again: %d Apps to reconcile", len(stale | set(rt.failures)))
             stale |= set(rt.failures)
             rt.failures.clear()
-        down = False
+            rt.api_up.set()
         for key in stale:
             rt.queue.add(key)
         if due:
