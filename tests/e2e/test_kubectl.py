@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Operator, app, apply, kubectl
-from .test_operator import wait_ready
+from .test_operator import wait_healthy
 
 GOLDEN = Path(__file__).parent / "golden"
 MASKS = [
@@ -47,7 +47,7 @@ def test_explain_says_what_each_field_does(crd: str, field: str) -> None:
 
 def test_get_and_describe_say_whether_it_is_ok(operator: Operator, namespace: str) -> None:
     apply(app("shop", replicas=2, ports=[{"name": "http", "containerPort": 80}]), namespace)
-    wait_ready("shop", namespace)
+    wait_healthy("shop", namespace)  # lastHealthyRevision too: what describe shows is then settled
     matches_golden("get-wide", kubectl("get", "akapp", "-n", namespace, "-o", "wide").stdout)
     described = kubectl("describe", "app", "shop", "-n", namespace).stdout
     start = described.index("Status:")  # the spec half echoes the manifest; the status half is ours
