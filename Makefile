@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
+.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -24,14 +24,17 @@ lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/mypy
 
-test-unit: venv ## the fast suite: pure code, no cluster
+test-unit: venv ## the fast suite: pure code, no cluster, no binaries (under 5 s)
 	$(PY) -m pytest -q tests/unit
+
+test-chart: venv binaries ## the chart with the pinned helm: golden templates, lint and schema, RBAC vs the kinds table
+	$(PY) -m pytest -q tests/chart
 
 test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started when needed); then the teardown check
 	$(PY) -m pytest -q -rA tests/e2e
 	@if [ -z "$$KUBECONFIG" ]; then $(PY) -m pytest -q -rA tests/teardown; fi
 
-test: lint package-check binaries test-unit test-e2e ## everything CI runs: lint, the wheel, the pinned binaries (helm for the chart checks), unit, e2e
+test: lint package-check binaries test-unit test-chart test-e2e ## everything CI runs: lint, the wheel, the pinned binaries, unit, chart, e2e
 
 package-check: ## `pip wheel . --no-build-isolation` in a clean venv with the oldest setuptools pyproject.toml allows
 	@minimum=$$(sed -n 's/.*"setuptools>=\([0-9][0-9]*\)".*/\1/p' pyproject.toml); \
