@@ -108,3 +108,20 @@ def test_every_spec_integer_is_int32_and_bounded() -> None:
     assert len(found) >= 12
     loose = [p for p, s in found if s.get("format") != "int32" or "maximum" not in s or "minimum" not in s]
     assert loose == []
+
+
+def undescribed(schema: Any, path: str) -> list[str]:
+    found: list[str] = []
+    if not isinstance(schema, dict):
+        return found
+    for name, sub in (schema.get("properties") or {}).items():
+        if not str((sub or {}).get("description") or "").strip():
+            found.append(f"{path}.{name}")
+        found += undescribed(sub, f"{path}.{name}")
+    found += undescribed(schema.get("items"), f"{path}[]")
+    return found
+
+
+def test_kubectl_explain_has_words_for_every_field() -> None:
+    root = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    assert undescribed(root["spec"], "spec") + undescribed(root["status"], "status") == []
