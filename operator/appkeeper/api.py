@@ -479,6 +479,8 @@ def _pod(raw: Json) -> PodOptions:
 
 
 def _enum(value: Any, path: str, allowed: tuple[str, ...]) -> str | None:
-    if value is None or value in allowed:
-        return value if value is None else str(value)
+    if value is None:
+        return None
+    if value in allowed:
+        return str(value)
     raise SpecError(path, f"must be one of {', '.join(allowed)}, got {value!r}")

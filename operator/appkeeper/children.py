@@ -12,7 +12,7 @@ from .claims import release_claim, retained
 from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps, TransientError
 from .desired import ANN_HASH, child_key
-from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide
+from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, owned_by
 from .fields import owned_fields, restore_lists, uncovered_lists
 from .kinds import CHILD_KINDS
 from .kube import ApiError
@@ -26,6 +26,11 @@ log = logging.getLogger("appkeeper.reconcile")
 class Outcome:
     requeue_after: float | None = None
     repairs: list[str] = field(default_factory=list)
+
+    def within(self, seconds: float | None) -> None:
+        """Come back at the latest in `seconds` (None: no reason to)."""
+        if seconds is not None:
+            self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
 
 
 def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, outcome: Outcome) -> None:
@@ -102,7 +107,7 @@ def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[Chil
         if retained(kind, obj):
             release_claim(deps, app, obj)  # the spec dropped the volume; the data stays
             continue
-        if not any(ref.get("uid") == app.uid for ref in obj["metadata"].get("ownerReferences") or []):
+        if not owned_by(obj, app.uid):
             continue
         try:
             deps.kube.delete(CHILD_KINDS[kind], kind, app.namespace, name, uid=obj["metadata"].get("uid"))

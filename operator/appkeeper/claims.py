@@ -13,6 +13,7 @@ from __future__ import annotations
 from .api import API_VERSION, KIND, App, Json
 from .deps import Deps, TransientError
 from .desired import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
+from .drift import owned_by
 from .kube import ApiError
 
 FINALIZER = "appkeeper.dev/retain-volumes"
@@ -29,7 +30,7 @@ def drop_old_finalizer(deps: Deps, app: App, body: Json) -> None:
     if FINALIZER not in finalizers:
         return
     for (kind, _), obj in deps.store.children((app.namespace, app.name)).items():
-        if retained(kind, obj) and any(r.get("uid") == app.uid for r in obj["metadata"].get("ownerReferences") or []):
+        if retained(kind, obj) and owned_by(obj, app.uid):
             if not app.deleting:
                 return
             release_claim(deps, app, obj)

@@ -89,13 +89,9 @@ def plan(app_name: str, refs: Iterable[ConfigRef], sources: dict[str, Json | Non
     return out
 
 
-def snapshot_body(source: Json) -> Json:
-    """The copy's content (metadata is the builder's): immutable, data as the source has it."""
-    body: Json = {"immutable": True}
-    for key in ("data", "binaryData"):
-        if source.get(key):
-            body[key] = copy.deepcopy(source[key])
-    return body
+def snapshot_data(source: Json) -> Json:
+    """What the copy holds: the source's data and binaryData (the builder adds metadata, immutable)."""
+    return {key: copy.deepcopy(source[key]) for key in ("data", "binaryData") if source.get(key)}
 
 
 def rewrite(template: Json, config: ConfigPlan) -> Json:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .api import API_VERSION, KIND, App, AppSpec, Json, Volume
-from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_body
+from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_data
 from .schedules import scheduled_minimum
 
 MANAGER = "appkeeper"
@@ -60,7 +60,7 @@ def content_hash(obj: Json) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec: Json,
+def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec: Any,
            annotations: dict[str, str] | None = None, owned: bool = True,
            extra: Json | None = None, extra_labels: dict[str, str] | None = None) -> Json:
     """`owned: False` leaves out the ownerReference: the garbage collector must never delete it."""
@@ -87,9 +87,8 @@ def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec
 
 def build_config_snapshot(app: App, source: str, snapshot: Json) -> Json:
     """The immutable copy of ConfigMap `source` that the pod template names (config.py)."""
-    body = snapshot_body(snapshot["source"])
-    return _child(app, "v1", "ConfigMap", snapshot["name"], "immutable", body.pop("immutable"),
-                  extra=body, extra_labels={LABEL_SNAPSHOT_OF: source})
+    return _child(app, "v1", "ConfigMap", snapshot["name"], "immutable", True,
+                  extra=snapshot_data(snapshot["source"]), extra_labels={LABEL_SNAPSHOT_OF: source})
 
 
 def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:

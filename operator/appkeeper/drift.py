@@ -66,10 +66,15 @@ class Owner:
     uid: str
 
 
+def owned_by(obj: Json, uid: str) -> bool:
+    """An ownerReference names this uid: the object is that App's (the garbage collector's view)."""
+    return any(r.get("uid") == uid for r in obj.get("metadata", {}).get("ownerReferences") or [])
+
+
 def ours(observed: Json, app: Owner) -> bool:
     """Owned by this App: its ownerReference (by uid), or a retained claim it labelled as its own."""
     meta = observed.get("metadata", {})
-    if any(r.get("uid") == app.uid for r in meta.get("ownerReferences") or []):
+    if owned_by(observed, app.uid):
         return True
     annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
     return (not meta.get("ownerReferences") and annotations.get(ANN_RETAIN) == "true"

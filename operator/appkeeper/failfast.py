@@ -12,6 +12,7 @@ from .podhealth import container_problem, first_line, termination
 
 STABLE_SECONDS = 10.0  # how long a revision's containers must keep running before it counts as healthy
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+TIMED_FAILURES = (*PULL_FAILURES, "Unschedulable")  # crossed by time passing, not by an event
 TEMPLATE_HASH = "pod-template-hash"
 
 

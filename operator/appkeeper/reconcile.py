@@ -19,7 +19,7 @@ from .children import Outcome, converge, prune
 from .deps import Deps, TransientError
 from .desired import child_key, workload_replicas
 from .events import Recorder
-from .failfast import stable_in
+from .failfast import TIMED_FAILURES, stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
 from .podhealth import pods_problem, workload_problem
@@ -32,7 +32,6 @@ from .store import AppKey, ChildKey, Store
 
 __all__ = ["Outcome", "Reconciler", "TransientError"]
 log = logging.getLogger("appkeeper.reconcile")
-TIMED_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "Unschedulable")
 FAILURE_RECHECK = 5.0  # seconds between looks at a failure that becomes a rollback after a while
 REJECTED_RETRY = 30.0  # seconds until a child the API server refused is tried again
 
@@ -88,12 +87,11 @@ class Reconciler:
         #    due, soon after a refusal (a quota or RBAC fix heals without waiting for the resync), and
         #    while a failing pull or an unschedulable pod nears its threshold (time crosses it, not
         #    an event).
-        waits = [outcome.requeue_after, _requeue_after(app, now)]
+        outcome.within(_requeue_after(app, now))
         if any(p.reason.endswith("Rejected") for p in obs.problems):
-            waits.append(REJECTED_RETRY)
+            outcome.within(REJECTED_RETRY)
         if app.spec.rollout.auto_rollback and any(p.reason in TIMED_FAILURES for p in obs.problems):
-            waits.append(FAILURE_RECHECK)
-        outcome.requeue_after = min((w for w in waits if w is not None), default=None)
+            outcome.within(FAILURE_RECHECK)
         return outcome
 
     def report_failure(self, key: AppKey, reason: str, message: str) -> None:
@@ -123,7 +121,7 @@ class Reconciler:
         #     the last healthy pod template (which names its own snapshots).
         config = plan_config(self.deps, app)
         obs.problems += config.problems
-        outcome.requeue_after = config.recheck
+        outcome.within(config.recheck)
         profile = self.profiles.profile(self.deps.kube, app)
         desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now), config.plan,
                                  profile)
@@ -144,7 +142,7 @@ class Reconciler:
             obs.problems.append(problem)
         obs.stable_in = stable_in(pods, now)
         if 0 < obs.stable_in < float("inf"):
-            outcome.requeue_after = min(obs.stable_in + 0.5, outcome.requeue_after or obs.stable_in + 0.5)
+            outcome.within(obs.stable_in + 0.5)
 
     def _invalid(self, body: Json, err: SpecError, now: datetime) -> Outcome:
         meta = body["metadata"]

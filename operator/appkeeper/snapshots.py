@@ -10,6 +10,7 @@ from . import metrics
 from .api import App, Json
 from .config import LABEL_SNAPSHOT_OF, ConfigPlan, config_refs, plan, snapshots_to_prune
 from .deps import Deps, TransientError
+from .drift import owned_by
 from .kube import ApiError
 from .status import Problem
 from .store import ChildKey
@@ -50,7 +51,7 @@ def plan_config(deps: Deps, app: App) -> ConfigRead:
 def prune_snapshots(deps: Deps, app: App, observed: dict[ChildKey, Json], config: ConfigPlan | None) -> None:
     snaps = [obj for (kind, _), obj in observed.items()
              if kind == "ConfigMap" and LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {})
-             and any(r.get("uid") == app.uid for r in obj["metadata"].get("ownerReferences") or [])]
+             and owned_by(obj, app.uid)]
     current = {s["name"] for s in (config.snapshots.values() if config else [])}
     for snap in snapshots_to_prune(snaps, current, app.spec.rollout.revision_history_limit):
         name = snap["metadata"]["name"]
