@@ -20,11 +20,16 @@ from typing import TextIO
 import yaml
 
 from .api import API_VERSION, KIND, App, Json, SpecError, parse_app
-from .config import config_refs, plan
+from .config import LABEL_SNAPSHOT_OF
+from .deps import Deps, TransientError
 from .desired import child_key, selector_string
-from .drift import Owner, ownership
+from .drift import Owner, owned_by, ownership
+from .events import Recorder
 from .kinds import CHILD_KINDS, build_children
 from .kube import ApiError, Kube
+from .security import Profiles
+from .snapshots import plan_config
+from .store import Store
 
 NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
 
@@ -57,15 +62,17 @@ def live_app(kube: Kube, body: Json) -> App:
     return parse_app(body)
 
 
-def desired_children(kube: Kube, app: App) -> list[Json]:
-    refs = config_refs(app.spec) if app.spec.config_rollout else []
-    sources = {r.name: kube.get("v1", "ConfigMap", app.namespace, r.name) for r in refs}
-    return build_children(app, datetime.now(UTC), None, plan(app.name, refs, sources) if refs else None)
+def desired_children(kube: Kube, app: App) -> tuple[list[Json], list[str]]:
+    """What the operator would build (its own config reading and Pod Security choice, from the API
+    rather than a watch store), and the problems it would report on the way."""
+    deps = Deps(kube, Store(), Recorder(kube, lambda: datetime.now(UTC)))
+    config = plan_config(deps, app)
+    children = build_children(app, datetime.now(UTC), None, config.plan, Profiles().profile(kube, app))
+    return children, [f"# {p.reason}: {p.message}\n" for p in config.problems]
 
 
 def diff_app(kube: Kube, app: App) -> list[str]:
-    lines: list[str] = []
-    desired = desired_children(kube, app)
+    desired, lines = desired_children(kube, app)
     for obj in desired:
         kind, name = child_key(obj)
         live = kube.get(obj["apiVersion"], kind, app.namespace, name)
@@ -79,9 +86,8 @@ def diff_app(kube: Kube, app: App) -> list[str]:
     for kind, api_version in CHILD_KINDS.items():
         for obj in kube.list(api_version, kind, app.namespace, selector_string(app.name)):
             name = obj["metadata"]["name"]
-            owned = any(r.get("uid") == app.uid for r in obj["metadata"].get("ownerReferences") or [])
-            if (kind, name) not in wanted and owned and "appkeeper.dev/snapshot-of" not in obj["metadata"].get(
-                    "labels", {}):
+            snapshot = LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {})  # pruned by history instead
+            if (kind, name) not in wanted and owned_by(obj, app.uid) and not snapshot:
                 lines.append(f"# {kind}/{name}: would be deleted, the App no longer implies it\n")
                 lines += unified(kind, name, clean(obj), {})
     return lines
@@ -112,5 +118,8 @@ def run(kube: Kube, path: str, namespace: str | None, out: TextIO = sys.stdout) 
         return 2
     except ApiError as e:
         print(f"error: the API server said {e.status} {e.reason}: {e.message}", file=sys.stderr)
+        return 2
+    except TransientError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     return 1 if changed else 0

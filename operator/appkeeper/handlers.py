@@ -30,7 +30,6 @@ from .workqueue import WorkQueue, retry_delay
 log = logging.getLogger("appkeeper")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
 REPORT_AFTER = 3  # transient failures in a row before the App's status says the API keeps failing
-CONFIG_DEBOUNCE_SECONDS = 3.0  # a burst of ConfigMap edits rolls the pods once per this, not per edit
 
 
 @dataclass
@@ -138,14 +137,15 @@ async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 
 
 async def config_source_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    """A ConfigMap some App's pods reference changed: those Apps, debounced (config.py)."""
+    """A ConfigMap some App's pods reference changed: those Apps. The store debounces the change
+    (store.ConfigSources); a reconcile before it is due asks to come back when it is."""
     rt = runtime(memo)
     meta = event["object"]["metadata"]
     if LABEL_APP in (meta.get("labels") or {}):
         return  # one of our snapshots: the children's watch has it
     obj = None if event.get("type") == "DELETED" else dict(event["object"])
     for key in rt.store.configs.put(meta.get("namespace", ""), meta["name"], obj):
-        rt.queue.add_after(key, CONFIG_DEBOUNCE_SECONDS)
+        rt.queue.add(key)
 
 
 kopf.on.event("", "v1", "configmaps", id="watch-config-sources")(config_source_event)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import Operator, app, apply, kubectl
+from .conftest import Operator, app, apply, get, kubectl, wait_for
 from .test_operator import wait_ready
 
 SPEC = {"replicas": 1, "ports": [{"name": "http", "containerPort": 80}]}
@@ -39,6 +39,17 @@ def test_diff_shows_what_would_change_and_nothing_else(operator: Operator, names
     image = kubectl("get", "deployment", "shop", "-n", namespace, "-o",
                     "jsonpath={.spec.template.spec.containers[0].image}").stdout
     assert image == "nginx:1.27"
+
+
+def test_diff_builds_what_the_operator_builds_in_a_restricted_namespace(operator: Operator, namespace: str,
+                                                                        tmp_path: Path) -> None:
+    """The pods are built for the namespace's Pod Security standard: diff must build the same."""
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    manifest = app("strict", **dict(SPEC, pod={"securityContext": {"runAsUser": 65532}}))
+    apply(manifest, namespace)
+    wait_for("the Deployment", lambda: get("deployment", "strict", namespace))
+    same = diff(manifest, namespace, tmp_path)
+    assert (same.returncode, same.stdout, same.stderr) == (0, "", "")
 
 
 def test_diff_names_the_bad_field(operator: Operator, namespace: str, tmp_path: Path) -> None:
