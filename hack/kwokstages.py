@@ -94,22 +94,8 @@ def narrow_pod_ready(stock: str) -> str:
     return stock.replace(anchor, anchor + extra, 1)
 
 
-_ADDRESSES_FROM_STATUS = """      addresses:
-      {{ with .status.addresses }}
-      {{ YAML . 1 }}
-      {{ else }}
-      {{ with NodeIP }}
-      - address: {{ . | Quote }}
-        type: InternalIP
-      {{ end }}
-      {{ with NodeName }}
-      - address: {{ . | Quote }}
-        type: Hostname
-      {{ end }}
-      {{ end }}
-"""
-_ADDRESSES_FROM_FLAGS = """      addresses:
-      {{ with NodeIP }}
+# The node's addresses from KWOK's own flags (--node-ip, the node name), as a status template writes them.
+_FROM_FLAGS = """      {{ with NodeIP }}
       - address: {{ . | Quote }}
         type: InternalIP
       {{ end }}
@@ -118,8 +104,10 @@ _ADDRESSES_FROM_FLAGS = """      addresses:
         type: Hostname
       {{ end }}
 """
-
-
+_ADDRESSES_FROM_FLAGS = "      addresses:\n" + _FROM_FLAGS
+# The stock heartbeat's: the status's own addresses, else the flags'.
+_ADDRESSES_FROM_STATUS = ("      addresses:\n      {{ with .status.addresses }}\n      {{ YAML . 1 }}\n"
+                          "      {{ else }}\n" + _FROM_FLAGS + "      {{ end }}\n")
 _ADDRESSES_IF_MISSING = """      {{ if or (not $hasInternalIP) (not $hasHostname) }}
       addresses:
       {{ end }}
