@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes docs/reference.md, the App reference, from the CRD (the single source of truth).
+"""Writes docs/reference.md, the App reference, from the CRD's source (api/app.source.yaml, the
+single source of truth; an embedded core/v1 type is named, not expanded).
 `python3 hack/gen_reference.py --check` fails if the file is out of date (a unit test runs it)."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CRD = ROOT / "crds" / "apps.appkeeper.dev.yaml"
+CRD = ROOT / "api" / "app.source.yaml"
 OUT = ROOT / "docs" / "reference.md"
 
 
 def type_of(schema: dict[str, Any]) -> str:
+    if "x-appkeeper-core-v1" in schema:
+        return f"core/v1 {schema['x-appkeeper-core-v1']}"
     if schema.get("x-kubernetes-int-or-string"):
         return "int or string"
     t = schema.get("type", "object")
@@ -73,7 +76,7 @@ def render() -> str:
     lines = [
         "# App reference (appkeeper.dev/v1alpha1)",
         "",
-        "Generated from `crds/apps.appkeeper.dev.yaml` by `hack/gen_reference.py`; a unit test keeps it in sync.",
+        "Generated from `api/app.source.yaml` by `hack/gen_reference.py`; a unit test keeps it in sync.",
         "`kubectl explain app.spec.<field>` shows the same descriptions.",
         "",
     ]

@@ -11,7 +11,7 @@ from .api import App, Json
 from .claims import release_claim, retained
 from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps, TransientError
-from .desired import ANN_HASH, child_key
+from .desired import ANN_HASH, child_key, keep_live_claim_templates
 from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, owned_by
 from .fields import owned_fields, restore_lists, uncovered_lists
 from .kinds import CHILD_KINDS
@@ -41,6 +41,7 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
         seen = deps.kube.get(obj["apiVersion"], kind, app.namespace, name)
         if seen is not None:
             deps.store.put_child(seen)
+    obj = keep_live_claim_templates(obj, seen)
     listed = {"kind": kind, "name": name} in (app.status.get("children") or [])
     action = decide(obj, seen, deps.applied.get(mem_key), Owner(app.name, app.uid), listed)
     if isinstance(action, Skip):

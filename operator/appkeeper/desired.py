@@ -127,7 +127,7 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
                 "whenScaled": "Retain",
             },
             "template": template,
-            "volumeClaimTemplates": [_claim_template(v) for v in spec.per_replica_volumes],
+            "volumeClaimTemplates": [_claim_template(app, v) for v in spec.per_replica_volumes],
         })
     return _child(app, "apps/v1", "Deployment", app.name, "spec", {
         "replicas": replicas,
@@ -230,8 +230,37 @@ def _claim_spec(v: Volume) -> Json:
     return spec
 
 
-def _claim_template(v: Volume) -> Json:
-    return {"metadata": {"name": v.name}, "spec": _claim_spec(v)}
+def _claim_template(app: App, v: Volume) -> Json:
+    """The StatefulSet controller copies the template's annotations to each claim it creates, so a
+    retained per-replica claim says where it came from, like the others."""
+    assert v.persistent is not None
+    template: Json = {"metadata": {"name": v.name}, "spec": _claim_spec(v)}
+    if v.persistent.retain:
+        template["metadata"]["annotations"] = {ANN_RETAINED_FROM: app.name}
+    return template
+
+
+def _claim_essentials(template: Json) -> tuple[Any, ...]:
+    spec = template.get("spec") or {}
+    return (template.get("metadata", {}).get("name"), spec.get("accessModes"),
+            spec.get("resources", {}).get("requests", {}).get("storage"), spec.get("storageClassName"))
+
+
+def keep_live_claim_templates(desired: Json, live: Json | None) -> Json:
+    """A StatefulSet's volumeClaimTemplates cannot change. Where the live templates ask for what
+    the spec asks (names, access modes, size, class) and differ only in metadata (a StatefulSet
+    made before the retained-from annotation), apply the live ones rather than be refused; a real
+    change still goes to the API server, which says why it cannot be made."""
+    if live is None or desired["kind"] != "StatefulSet":
+        return desired
+    want = desired["spec"]["volumeClaimTemplates"]
+    have = (live.get("spec") or {}).get("volumeClaimTemplates") or []
+    if [_claim_essentials(t) for t in want] != [_claim_essentials(t) for t in have] or want == have:
+        return desired
+    out = copy.deepcopy(desired)
+    out["spec"]["volumeClaimTemplates"] = [{"metadata": copy.deepcopy(t.get("metadata") or {}),
+                                            "spec": copy.deepcopy(t.get("spec") or {})} for t in have]
+    return out
 
 
 def build_claim(app: App, v: Volume) -> Json:

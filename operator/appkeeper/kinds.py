@@ -93,7 +93,8 @@ KINDS: tuple[Kind, ...] = (
     # Read, never written: pods say why an App cannot run; ReplicaSets hold rollback templates.
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
     Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),
-    Kind("Event", "v1", "events", ("create", "patch")),  # patch: a repeat bumps the count
+    # patch: a repeat bumps the count; list: a StatefulSet's FailedCreate is only in its Events
+    Kind("Event", "v1", "events", ("create", "patch", "list")),
     # The namespace's pod-security.kubernetes.io/enforce label picks the default security profile.
     Kind("Namespace", "v1", "namespaces", ("get",), cluster_scoped=True),
     # Leader election, in the operator's own namespace.

@@ -4,6 +4,7 @@ ServiceAccount (through the official client's loaders); requests go through one 
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -172,6 +173,12 @@ class Kube:
 
     def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]:
         out = self.request("GET", path_for(api_version, kind, namespace), query={"labelSelector": label_selector})
+        return list(out.get("items") or [])
+
+    def events_about(self, namespace: str, kind: str, name: str, reason: str) -> builtins.list[Json]:
+        """core/v1 Events whose involvedObject is that object, with that reason."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name},reason={reason}"
+        out = self.request("GET", path_for("v1", "Event", namespace), query={"fieldSelector": selector})
         return list(out.get("items") or [])
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:

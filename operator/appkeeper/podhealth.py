@@ -75,6 +75,11 @@ def pods_problem(pods: Iterable[Json]) -> Problem | None:
     return None
 
 
+def _cannot_create(kind: str, name: str, message: str) -> Problem:
+    reason = "PodSecurity" if "violates PodSecurity" in message else "ReplicaFailure"
+    return Problem(reason, f"{kind} {name} cannot create pods: {first_line(message, 400)}")
+
+
 def workload_problem(workload: Json | None) -> Problem | None:
     """The workload controller could not create pods at all (quota, a missing ServiceAccount, Pod
     Security, invalid labels): its ReplicaFailure condition, in the cluster's words."""
@@ -82,7 +87,30 @@ def workload_problem(workload: Json | None) -> Problem | None:
         return None
     for cond in (workload.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            reason = "PodSecurity" if "violates PodSecurity" in str(cond.get("message")) else "ReplicaFailure"
-            return Problem(reason, f"{workload['kind']} {workload['metadata']['name']} cannot create "
-                                             f"pods: {first_line(cond.get('message'), 400) or cond.get('reason')}")
+            return _cannot_create(workload["kind"], workload["metadata"]["name"],
+                                  str(cond.get("message") or cond.get("reason")))
     return None
+
+
+def creating_pods(workload: Json | None) -> bool:
+    """A StatefulSet that has fewer pods than it wants. It has no ReplicaFailure condition: why it
+    cannot create them is only in its FailedCreate Events (failed_create)."""
+    if workload is None or workload.get("kind") != "StatefulSet":
+        return False
+    status = workload.get("status") or {}
+    return int(status.get("replicas") or 0) < int((workload.get("spec") or {}).get("replicas") or 0)
+
+
+def _event_time(event: Json) -> str:
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event["metadata"].get("creationTimestamp"))
+
+
+def failed_create(workload: Json, events: list[Json]) -> Problem | None:
+    """The StatefulSet controller's latest FailedCreate Event about `workload` (this incarnation)."""
+    uid = workload["metadata"].get("uid")
+    mine = [e for e in events if e.get("reason") == "FailedCreate"
+            and (e.get("involvedObject") or {}).get("uid") in (None, uid)]
+    if not mine:
+        return None
+    latest = max(mine, key=_event_time)
+    return _cannot_create(workload["kind"], workload["metadata"]["name"], str(latest.get("message")))

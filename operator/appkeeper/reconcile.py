@@ -22,7 +22,7 @@ from .events import Recorder
 from .failfast import TIMED_FAILURES, stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
-from .podhealth import pods_problem, workload_problem
+from .podhealth import creating_pods, failed_create, pods_problem, workload_problem
 from .rollback import Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
@@ -137,12 +137,25 @@ class Reconciler:
         obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
         # 3d. Pods that cannot run say why; pods that have not run long are not yet proof of health.
         pods = self.deps.store.pods(key)
-        problem = workload_problem(obs.workload) or pods_problem(pods)
+        problem = workload_problem(obs.workload) or pods_problem(pods) or self._failed_create(obs.workload, outcome)
         if problem is not None:
             obs.problems.append(problem)
         obs.stable_in = stable_in(pods, now)
         if 0 < obs.stable_in < float("inf"):
             outcome.within(obs.stable_in + 0.5)
+
+    def _failed_create(self, workload: Json | None, outcome: Outcome) -> Problem | None:
+        """A StatefulSet short of pods: ask its Events why, and look again soon (no watch tells us)."""
+        if workload is None or not creating_pods(workload):
+            return None
+        outcome.within(3.0)
+        meta = workload["metadata"]
+        try:
+            return failed_create(workload, self.deps.kube.events_about(meta["namespace"], "StatefulSet",
+                                                                        meta["name"], "FailedCreate"))
+        except ApiError as e:
+            log.info("could not read the Events of StatefulSet %s/%s: %s", meta["namespace"], meta["name"], e)
+            return None
 
     def _invalid(self, body: Json, err: SpecError, now: datetime) -> Outcome:
         meta = body["metadata"]

@@ -18,8 +18,8 @@ from appkeeper import cli
 from appkeeper.api import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = yaml.safe_load((ROOT / "crds" / "apps.appkeeper.dev.yaml").read_text())["spec"]["versions"][0][
-    "schema"]["openAPIV3Schema"]["properties"]["spec"]
+CRD = yaml.load((ROOT / "crds" / "apps.appkeeper.dev.yaml").read_text(), Loader=yaml.CSafeLoader)
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
 # The smallest valid value of each top-level field that holds a defaulted field.
 MINIMAL: dict[str, Any] = {
     "ports": [{"name": "http", "containerPort": 80}],

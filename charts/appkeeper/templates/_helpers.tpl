@@ -71,7 +71,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create, patch, list]
 {{- if not .Values.watchNamespaces }}
 # Cluster-wide only (a Role cannot grant it): the pod-security.kubernetes.io/enforce label.
 - apiGroups: [""]
