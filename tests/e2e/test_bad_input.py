@@ -277,6 +277,7 @@ def conflicting_service(ns: str) -> None:
 
 
 NO_SA = pod(serviceAccountName="nobody")
+NET_ADMIN = pod(containerSecurityContext={"capabilities": {"add": ["NET_ADMIN"]}})
 ANSWERED: dict[str, Answer] = {
     "requests-over-limits": Answer({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}},
                                    "Degraded", "DeploymentRejected", "spec.template.spec.containers[0].resources"),
@@ -306,11 +307,9 @@ ANSWERED: dict[str, Answer] = {
     "quota-exceeded": Answer({"replicas": 3, "resources": {"limits": {"cpu": "100m"}}}, "Degraded", "ReplicaFailure",
                              "exceeded quota", where="quota"),
     "quota-needs-limits": Answer({}, "Degraded", "ReplicaFailure", "must specify limits.cpu", where="limits"),
-    "restricted-privileged": Answer(pod(containerSecurityContext={"privileged": True}), "Degraded", "PodSecurity",
-                                    "privileged", where="restricted"),
-    "restricted-privileged-stateful": Answer({**pod(containerSecurityContext={"privileged": True}),
-                                              **claim(perReplica=True)}, "Degraded", "PodSecurity", "StatefulSet",
-                                             where="restricted"),
+    "restricted-capability": Answer(NET_ADMIN, "Degraded", "PodSecurity", "NET_ADMIN", where="restricted"),
+    "restricted-capability-stateful": Answer({**NET_ADMIN, **claim(perReplica=True)}, "Degraded", "PodSecurity",
+                                             "StatefulSet", where="restricted"),
     "restricted-root": Answer(pod(securityContext={"runAsNonRoot": False}), "Degraded", "PodSecurity",
                               "runAsNonRoot", where="restricted"),
 }

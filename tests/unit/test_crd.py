@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,3 +144,45 @@ def undescribed(schema: Any, path: str) -> list[str]:
 def test_kubectl_explain_has_words_for_every_field() -> None:
     root = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
     assert undescribed(root["spec"], "spec") + undescribed(root["status"], "status") == []
+
+
+def test_the_generator_inlines_references_keeps_only_crd_keywords_and_bounds_integers() -> None:
+    gen = hack("gen_crd")
+    ref = "#/components/schemas/"
+    int_or_string = {"allOf": [{"$ref": ref + "io.k8s.apimachinery.pkg.util.intstr.IntOrString"}]}
+    part = {"allOf": [{"$ref": ref + "io.k8s.api.core.v1.Part"}]}
+    schemas = {
+        "io.k8s.api.core.v1.Thing": {
+            "description": "A thing.", "type": "object", "required": ["port"],
+            "properties": {
+                "port": {"description": "The port.", **int_or_string},
+                "size": {"allOf": [{"$ref": ref + "io.k8s.apimachinery.pkg.api.resource.Quantity"}]},
+                "weight": {"type": "integer", "format": "int32"},
+                "seconds": {"type": "integer", "format": "int64", "default": 30},
+                "parts": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                          "x-kubernetes-patch-strategy": "merge", "items": {"default": {}, **part}},
+            }},
+        "io.k8s.api.core.v1.Part": {"type": "object", "properties": {"name": {"type": "string", "default": ""}}},
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {"format": "int-or-string",
+                                                             "oneOf": [{"type": "integer"}, {"type": "string"}]},
+        "io.k8s.apimachinery.pkg.api.resource.Quantity": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+    }
+    got = gen.structural(schemas, schemas["io.k8s.api.core.v1.Thing"])
+    props = got["properties"]
+    assert props["port"] == {**gen.INT_OR_STRING, "description": "The port."}
+    assert props["size"] == gen.QUANTITY
+    assert props["weight"] == {"type": "integer", "format": "int32", "minimum": 1, "maximum": 100}
+    assert props["seconds"] == {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**31 - 1}
+    # `name` is optional in the items, so a CRD cannot key the list by it: atomic.
+    assert props["parts"] == {"type": "array", "x-kubernetes-list-type": "atomic",
+                              "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
+    assert got["required"] == ["port"]
+    # The source's keys over the generated ones, nested mappings merged.
+    laid = gen.lay_over(got, {"x-appkeeper-core-v1": "Thing", "description": "Mine.",
+                              "properties": {"parts": {"maxItems": 4}}})
+    assert laid["description"] == "Mine."
+    assert laid["properties"]["parts"]["maxItems"] == 4
+    assert laid["properties"]["parts"]["items"] == props["parts"]["items"]
+    schemas["io.k8s.api.core.v1.Part"]["properties"]["again"] = part
+    with pytest.raises(ValueError, match="recursive"):
+        gen.structural(schemas, schemas["io.k8s.api.core.v1.Thing"])

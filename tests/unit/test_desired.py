@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from appkeeper.api import parse_app
-from appkeeper.desired import ANN_HASH, labels, workload_replicas
+from appkeeper.desired import ANN_HASH, keep_live_claim_templates, labels, workload_replicas
 from appkeeper.kinds import build_children
 
 from .conftest import NOW, app_body
@@ -127,3 +127,36 @@ def test_schedule_raises_floor_or_hpa_minimum() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "name": "shop"}
     # With autoscaling the workload follows spec.replicas (what the HPA decided), not the window.
     assert workload_replicas(parse_app(app_body(**CASES["autoscaled"])).spec, NOW).count == 4
+
+
+def live_templates(size: str = "5Gi", annotated: bool = False) -> dict[str, Any]:
+    """A StatefulSet as the API server returns it: defaulted claim templates, with a status."""
+    meta: dict[str, Any] = {"name": "data", "creationTimestamp": None}
+    if annotated:
+        meta["annotations"] = {"appkeeper.dev/retained-from": "shop"}
+    return {"kind": "StatefulSet", "spec": {"volumeClaimTemplates": [{
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+                 "storageClassName": "fast", "volumeMode": "Filesystem"}, "status": {"phase": "Pending"}}]}}
+
+
+@pytest.mark.parametrize(("case", "live", "kept"), [
+    ("new", None, False),
+    ("made-before-the-annotation", live_templates(), True),  # else refused: the templates are immutable
+    ("already-annotated", live_templates(annotated=True), True),
+    ("size-changed", live_templates(size="1Gi"), False),  # a real change: the API server says why not
+])
+def test_statefulset_claim_templates_kept_only_where_they_ask_the_same(case: str, live: dict[str, Any] | None,
+                                                                        kept: bool) -> None:
+    sts = render(CASES["stateful"])[0]
+    assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["annotations"] == {"appkeeper.dev/retained-from": "shop"}
+    out = keep_live_claim_templates(sts, live)
+    templates = out["spec"]["volumeClaimTemplates"]
+    if not kept:
+        assert out == sts
+        return
+    assert live is not None
+    assert templates == [{"metadata": live["spec"]["volumeClaimTemplates"][0]["metadata"],
+                          "spec": live["spec"]["volumeClaimTemplates"][0]["spec"]}]
+    assert {k: v for k, v in out["spec"].items() if k != "volumeClaimTemplates"} == \
+        {k: v for k, v in sts["spec"].items() if k != "volumeClaimTemplates"}

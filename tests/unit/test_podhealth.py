@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from appkeeper.podhealth import pod_problem, pods_problem
+from appkeeper.podhealth import creating_pods, failed_create, pod_problem, pods_problem, workload_problem
 
 
 def pod(name: str = "shop-1", *, containers: list[dict[str, Any]] | None = None,
@@ -84,3 +84,61 @@ def test_first_problem_in_name_order_is_stable() -> None:
     assert first.reason == "ImagePullBackOff"
     assert pods_problem(reversed(pods)) == first
     assert pods_problem([pod("c")]) is None
+
+
+def workload(kind: str, want: int, have: int, conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"name": "shop", "namespace": "ns", "uid": "u1"}, "spec": {"replicas": want},
+            "status": {"replicas": have, "conditions": conditions or []}}
+
+
+def event(message: str, at: str, uid: str | None = "u1", reason: str = "FailedCreate") -> dict[str, Any]:
+    return {"reason": reason, "message": message, "lastTimestamp": at, "metadata": {},
+            "involvedObject": {"kind": "StatefulSet", "name": "shop", "uid": uid}}
+
+
+PSA = 'pods "shop-0" is forbidden: violates PodSecurity "restricted:latest": unrestricted capabilities'
+
+
+@pytest.mark.parametrize(("case", "obj", "reason", "says"), [
+    ("deployment-quota", workload("Deployment", 3, 1, [{"type": "ReplicaFailure", "status": "True",
+                                                         "message": "pods \"x\" is forbidden: exceeded quota"}]),
+     "ReplicaFailure", "Deployment shop cannot create pods: pods \"x\" is forbidden: exceeded quota"),
+    ("deployment-psa", workload("Deployment", 1, 0, [{"type": "ReplicaFailure", "status": "True", "message": PSA}]),
+     "PodSecurity", "violates PodSecurity"),
+    ("resolved", workload("Deployment", 1, 1, [{"type": "ReplicaFailure", "status": "False", "message": PSA}]),
+     None, None),
+    ("no-conditions", workload("StatefulSet", 2, 0), None, None),
+])
+def test_workload_problem(case: str, obj: dict[str, Any], reason: str | None, says: str | None) -> None:
+    problem = workload_problem(obj)
+    assert (problem.reason if problem else None) == reason
+    assert says is None or (problem is not None and says in problem.message)
+
+
+@pytest.mark.parametrize(("obj", "creating"), [
+    (workload("StatefulSet", 2, 0), True),
+    (workload("StatefulSet", 2, 1), True),
+    (workload("StatefulSet", 2, 2), False),
+    (workload("StatefulSet", 0, 0), False),
+    (workload("Deployment", 2, 0), False),  # its ReplicaFailure condition says it
+    (None, False),
+])
+def test_only_a_statefulset_short_of_pods_asks_its_events(obj: dict[str, Any] | None, creating: bool) -> None:
+    assert creating_pods(obj) is creating
+
+
+@pytest.mark.parametrize(("events", "reason", "says"), [
+    ([], None, None),
+    ([event("create Pod shop-0 in StatefulSet shop failed error: " + PSA, "2026-01-01T00:00:01Z")],
+     "PodSecurity", "StatefulSet shop cannot create pods: create Pod shop-0"),
+    # The latest wins; an older incarnation's (another uid) and other reasons do not count.
+    ([event("old: serviceaccount \"a\" not found", "2026-01-01T00:00:01Z"),
+      event("new: serviceaccount \"b\" not found", "2026-01-01T00:00:09Z"),
+      event("someone else's", "2026-01-01T00:00:10Z", uid="u0"),
+      event("created", "2026-01-01T00:00:11Z", reason="SuccessfulCreate")], "ReplicaFailure", "new: serviceaccount"),
+])
+def test_failed_create_quotes_the_latest_event(events: list[dict[str, Any]], reason: str | None,
+                                               says: str | None) -> None:
+    problem = failed_create(workload("StatefulSet", 1, 0), events)
+    assert (problem.reason if problem else None) == reason
+    assert says is None or (problem is not None and says in problem.message)
