@@ -20,6 +20,7 @@ def test_kubectl_explain_shows_the_real_probe_fields(crd: str) -> None:
     for name in ("httpGet", "tcpSocket", "exec", "grpc", "periodSeconds", "failureThreshold"):
         assert name in liveness, liveness
     http = kubectl("explain", "app.spec.probes.liveness.httpGet").stdout
-    assert "port" in http and "-required-" in http
+    assert "port" in http
+    assert "-required-" in http
     affinity = kubectl("explain", "app.spec.pod.affinity.nodeAffinity").stdout
     assert "requiredDuringSchedulingIgnoredDuringExecution" in affinity
