@@ -161,7 +161,8 @@ def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str], tmp
         left = kubectl("get", "deployments,services,serviceaccounts,roles,rolebindings,pods", "-n", ns,
                        "-l", selector, "-o", "name").stdout.split()
         assert left == [], left
-    cluster_left = kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
+    cluster_left = kubectl("get", "clusterroles,clusterrolebindings,validatingadmissionpolicies,"
+                           "validatingadmissionpolicybindings", "-l", selector, "-o", "name").stdout.split()
     assert cluster_left == []
     assert helm("status", "appkeeper", "-n", system, check=False).returncode != 0
     # CRDs stay, as Helm does for charts' crds/ (Apps would otherwise be deleted with them); so do
@@ -172,3 +173,94 @@ def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str], tmp
     assert deployment is not None
     assert deployment["status"].get("readyReplicas") == 1
     assert get("service", "kept", watched) is not None
+
+
+def tenant(namespace: str, user: str, *rules: tuple[str, str, str]) -> None:
+    """A Role of (verbs, resources) pairs in `namespace`, bound to `user`."""
+    for i, (verbs, resources) in enumerate(rules):
+        role = f"{user}-{i}"
+        kubectl("create", "role", role, "-n", namespace, f"--verb={verbs}", f"--resource={resources}")
+        kubectl("create", "rolebinding", role, "-n", namespace, f"--role={role}", f"--user={user}")
+
+
+def apply_as(user: str, namespace: str, name: str, **spec: object) -> subprocess.CompletedProcess[str]:
+    body = {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name},
+            "spec": {"image": "nginx:1.27", **spec}}
+    return kubectl("apply", "-n", namespace, f"--as={user}", "-f", "-", stdin=json.dumps(body), check=False)
+
+
+APPS = ("get,list,create,update,patch", "apps.appkeeper.dev")
+PORTS = [{"name": "http", "containerPort": 80}]
+
+
+def test_an_app_needs_the_rights_to_create_what_it_implies(release: dict[str, str]) -> None:
+    """No confused deputy: the chart's ValidatingAdmissionPolicy asks the authorizer about the user."""
+    ns = release["watched"]
+    tenant(ns, "alice", APPS)
+    tenant(ns, "bob", APPS, ("create", "deployments.apps,services"))
+    tenant(ns, "carol", APPS, ("create", "deployments.apps,services,persistentvolumeclaims"),
+           ("get", "secrets,serviceaccounts"))
+
+    def admitted() -> bool:  # the policy is enforced a moment after the install (a new name each try:
+        # an App admitted before that would now be an update of an unchanged spec, never asked about)
+        return "may not create" in apply_as("alice", ns, f"probe-{uuid.uuid4().hex[:6]}", ports=PORTS).stderr
+
+    wait_for("the admission policy in force", admitted, timeout=30)
+    refused = apply_as("alice", ns, "web", ports=PORTS)
+    assert refused.returncode != 0
+    assert "user alice may not create deployments.apps in namespace" in refused.stderr
+    ok = apply_as("bob", ns, "web", ports=PORTS)
+    assert ok.returncode == 0, ok.stderr
+    # Bob may create Deployments and Services, but not claims, nor read Secrets or ServiceAccounts.
+    claim = apply_as("bob", ns, "db", volumes=[{"name": "d", "mountPath": "/d", "persistent": {"size": "1Gi"}}])
+    assert "may not create persistentvolumeclaims" in claim.stderr
+    secret = apply_as("bob", ns, "leak", volumes=[{"name": "s", "mountPath": "/s", "secret": {"secretName": "token"}}])
+    assert "may not get every Secret this App has its pods use (token)" in secret.stderr
+    powerful = apply_as("bob", ns, "admin", pod={"serviceAccountName": "cluster-admin-sa"})
+    assert "may not get serviceaccount cluster-admin-sa" in powerful.stderr
+    # Carol may do all of it.
+    both = apply_as("carol", ns, "full", pod={"serviceAccountName": "default"}, volumes=[
+        {"name": "s", "mountPath": "/s", "secret": {"secretName": "token"}},
+        {"name": "d", "mountPath": "/d", "persistent": {"size": "1Gi"}}])
+    assert both.returncode == 0, both.stderr
+    # Writes that leave the spec as it is (metadata, status, finalizers) are not asked about.
+    assert kubectl("annotate", "app/web", "-n", ns, "note=x", "--as=alice").returncode == 0
+    # Outside the watched namespaces the release's policy does not apply.
+    other = release["other"]
+    tenant(other, "alice", APPS)
+    assert apply_as("alice", other, "web", ports=PORTS).returncode == 0
+
+
+def test_cluster_wide_the_policy_refuses_apps_in_kube_system_and_unlabelled_namespaces(crd: str) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    system, served, unserved = f"appkeeper-cw-{suffix}", f"served-{suffix}", f"unserved-{suffix}"
+    for ns in (served, unserved):
+        kubectl("create", "namespace", ns)
+    kubectl("label", "namespace", served, "appkeeper-served=true")
+    # Only the policy matters here: the operator's one pod is kept off every node.
+    helm("install", f"cw-{suffix}", str(CHART), "-n", system, "--create-namespace", "--set", "replicas=1",
+         "--set-string", "nodeSelector.appkeeper-test=nowhere",
+         "--set-string", "admissionPolicy.namespaceLabels.appkeeper-served=true", "--wait=false")
+    try:
+        def enforced() -> bool:
+            return "are not served in namespace" in apply(app_body(f"probe-{uuid.uuid4().hex[:6]}"), unserved,
+                                                          check=False).stderr
+
+        wait_for("the admission policy in force", enforced, timeout=30)
+        for ns in ("kube-system", unserved):
+            proc = kubectl("apply", "-n", ns, "-f", "-", check=False, stdin=json.dumps({
+                "apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": "web"},
+                "spec": {"image": "nginx:1.27"}}))
+            assert proc.returncode != 0
+            assert f"Apps are not served in namespace {ns}" in proc.stderr
+        assert apply(app_body("web"), served).returncode == 0
+    finally:
+        helm("uninstall", f"cw-{suffix}", "-n", system, "--wait", check=False)
+        for ns in (system, served, unserved):
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        kubectl("delete", "app", "web", "-n", "kube-system", "--ignore-not-found", check=False)
+
+
+def app_body(name: str) -> dict[str, object]:
+    return {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name},
+            "spec": {"image": "nginx:1.27"}}
