@@ -8,6 +8,7 @@ seconds, while 20 healthy Apps converge beside them and the operator logs no tra
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -350,6 +351,7 @@ def test_every_accepted_bad_app_is_answered_while_healthy_ones_converge(operator
             spec = {**want.spec, "ports": PORTS} if case == "child-conflict" else want.spec
             apply(app(names[case] if case != "child-conflict" else "taken", **spec), where[want.where])
         names["child-conflict"] = "taken"
+        t0 = time.monotonic()
         for i in range(20):
             apply(app(f"ok-{i}", replicas=1, ports=PORTS), namespace)
 
@@ -364,6 +366,7 @@ def test_every_accepted_bad_app_is_answered_while_healthy_ones_converge(operator
 
         # None is left Pending, or Healthy while it cannot run.
         wait_for("every bad App answered", all_answered, timeout=60)
+        print(f"{len(ANSWERED)} accepted bad Apps answered {time.monotonic() - t0:.1f}s after the last was applied")
         def healthy() -> int:
             return sum((get("app", f"ok-{i}", namespace) or {}).get("status", {}).get("phase") == "Ready"
                        for i in range(20))
