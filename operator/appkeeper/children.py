@@ -26,6 +26,7 @@ log = logging.getLogger("appkeeper.reconcile")
 class Outcome:
     requeue_after: float | None = None
     repairs: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # "Deployment shop": one Event says them all
 
     def within(self, seconds: float | None) -> None:
         """Come back at the latest in `seconds` (None: no reason to)."""
@@ -91,13 +92,20 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
         deps.recorder.post(app.ref, "Warning", "Repaired", action.detail)
         log.info("repaired %s: %s", where, action.detail)
     elif isinstance(action, Create):
-        deps.recorder.post(app.ref, "Normal", "Created", f"created {kind} {name}")
+        outcome.created.append(f"{kind} {name}")
         log.info("reconciled %s: created %s %s", where, kind, name)
     elif isinstance(action, Apply) and action.reason == "Adopted":
         deps.recorder.post(app.ref, "Normal", "Adopted", f"adopted {kind} {name} (it asked to be)")
         log.info("reconciled %s: adopted %s %s", where, kind, name)
     else:
         log.info("reconciled %s: applied %s %s", where, kind, name)
+
+
+def announce_created(deps: Deps, app: App, outcome: Outcome) -> None:
+    """One Created Event per reconcile, naming every child it created (not one per child)."""
+    if outcome.created:
+        deps.recorder.post(app.ref, "Normal", "Created", "created " + ", ".join(outcome.created))
+        outcome.created.clear()
 
 
 def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[ChildKey]) -> None:

@@ -70,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     scope.add_argument("-n", "--namespace", action="append", default=[],
                        help="watch this namespace (repeatable); default: all namespaces")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
-    run.add_argument("--workers", type=int, default=8, help="concurrent reconciles (default 8)")
+    run.add_argument("--workers", type=int, default=16, help="concurrent reconciles (default 16)")
     run.add_argument("--resync-seconds", type=float, default=300.0,
                      help="reconcile every App at least this often (default 300)")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")

@@ -34,7 +34,7 @@ REPORT_AFTER = 3  # transient failures in a row before the App's status says the
 
 @dataclass
 class Options:
-    workers: int = 8
+    workers: int = 16
     resync_seconds: float = 300.0
     max_backoff_seconds: float = 300.0
     kubeconfig: str | None = None
@@ -54,6 +54,21 @@ class Runtime:
     api_up: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while the API server is away
     elector: LeaderElector | None = None
     health: Health | None = None  # told when this run stops, so /readyz stops saying "serving"
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """appkeeper has only raw-event handlers, so kopf's diff base (a deep copy of every object on
+    every watch event, and a diff of it against the last) is never read: build, keep and compare
+    nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return None  # type: ignore[return-value]  # kopf treats None as "no essence" (nothing to diff)
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def runtime(memo: Any) -> Runtime:
@@ -79,6 +94,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     settings.watching.reconnect_backoff = 1.0  # kopf's 0.1 s would hammer an API server that is down
+    settings.persistence.diffbase_storage = NoDiffBase()
     rt = runtime(memo)
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
     rt.reconciler = Reconciler(kube, rt.store)

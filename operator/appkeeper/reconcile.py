@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from . import claims, metrics
 from .api import App, Json, SpecError, parse_app
-from .children import Outcome, converge, prune
+from .children import Outcome, announce_created, converge, prune
 from .deps import Deps, TransientError
 from .desired import child_key, workload_replicas
 from .events import Recorder
@@ -126,8 +126,11 @@ class Reconciler:
         desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now), config.plan,
                                  profile)
         # 3b. Each child: decide (drift.py), then act.
-        for obj in desired:
-            converge(self.deps, app, obj, observed.get(child_key(obj)), obs, outcome)
+        try:
+            for obj in desired:
+                converge(self.deps, app, obj, observed.get(child_key(obj)), obs, outcome)
+        finally:
+            announce_created(self.deps, app, outcome)
         # 3c. What it no longer implies goes (retained claims are released instead).
         wanted = {child_key(o) for o in desired}
         prune(self.deps, app, observed, wanted)
@@ -137,25 +140,13 @@ class Reconciler:
         obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
         # 3d. Pods that cannot run say why; pods that have not run long are not yet proof of health.
         pods = self.deps.store.pods(key)
-        problem = workload_problem(obs.workload) or pods_problem(pods) or self._failed_create(obs.workload, outcome)
+        problem = (workload_problem(obs.workload) or pods_problem(pods)
+                   or _failed_create(self.deps.kube, obs.workload, outcome))
         if problem is not None:
             obs.problems.append(problem)
         obs.stable_in = stable_in(pods, now)
         if 0 < obs.stable_in < float("inf"):
             outcome.within(obs.stable_in + 0.5)
-
-    def _failed_create(self, workload: Json | None, outcome: Outcome) -> Problem | None:
-        """A StatefulSet short of pods: ask its Events why, and look again soon (no watch tells us)."""
-        if workload is None or not creating_pods(workload):
-            return None
-        outcome.within(3.0)
-        meta = workload["metadata"]
-        try:
-            return failed_create(workload, self.deps.kube.events_about(meta["namespace"], "StatefulSet",
-                                                                        meta["name"], "FailedCreate"))
-        except ApiError as e:
-            log.info("could not read the Events of StatefulSet %s/%s: %s", meta["namespace"], meta["name"], e)
-            return None
 
     def _invalid(self, body: Json, err: SpecError, now: datetime) -> Outcome:
         meta = body["metadata"]
@@ -184,6 +175,20 @@ class Reconciler:
             raise TransientError(str(e)) from e
         metrics.STATUS_PATCHES.inc()
         self.deps.store.put_app(result)
+
+
+def _failed_create(kube: Kube, workload: Json | None, outcome: Outcome) -> Problem | None:
+    """A StatefulSet short of pods: ask its Events why, and look again soon (no watch tells us)."""
+    if workload is None or not creating_pods(workload):
+        return None
+    outcome.within(3.0)
+    meta = workload["metadata"]
+    try:
+        events = kube.events_about(meta["namespace"], "StatefulSet", meta["name"], "FailedCreate")
+        return failed_create(workload, events)
+    except ApiError as e:
+        log.info("could not read the Events of StatefulSet %s/%s: %s", meta["namespace"], meta["name"], e)
+        return None
 
 
 def _workload(children: dict[ChildKey, Json]) -> Json | None:

@@ -9,10 +9,31 @@ from collections.abc import Callable
 from typing import Any
 
 from .api import Json
-from .desired import LABEL_APP
+from .desired import LABEL_APP, MANAGER
 
 AppKey = tuple[str, str]  # namespace, name
 ChildKey = tuple[str, str]  # kind, name
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(obj: Json) -> Json:
+    """What decisions read of a watched object: our own managedFields entries only (what we own,
+    and so what someone took from us; other managers' entries are often most of an object), and no
+    client-side apply copy of the whole object in an annotation. A new dict: the watch's stays whole."""
+    meta = obj.get("metadata") or {}
+    fields = meta.get("managedFields")
+    annotations = meta.get("annotations") or {}
+    if fields is None and LAST_APPLIED not in annotations:
+        return obj
+    slimmed = dict(meta)
+    mine = [e for e in fields or [] if e.get("manager") == MANAGER]
+    if mine:
+        slimmed["managedFields"] = mine
+    else:
+        slimmed.pop("managedFields", None)
+    if LAST_APPLIED in annotations:
+        slimmed["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": slimmed}
 
 
 def _rv(obj: Json) -> int:
@@ -119,6 +140,7 @@ class Store:
     def put_app(self, body: Json) -> None:
         """Keeps the newer of what we have and `body` (our own status patch may be ahead of the watch)."""
         key = app_key(body)
+        body = slim(body)
         with self._lock:
             if _newer(body, self._apps.get(key)):
                 self._apps[key] = body
@@ -154,6 +176,7 @@ class Store:
         owner = owner_of(obj)
         if owner is None:
             return None
+        obj = slim(obj)
         with self._lock:
             held = table.setdefault(owner, {})
             if _newer(obj, held.get(key)):
@@ -182,7 +205,7 @@ class Store:
             owner = owner_of(obj)
             if owner is not None:
                 name = obj["metadata"]["name"]
-                fresh.setdefault(owner, {})[name if pods else (kind, name)] = obj
+                fresh.setdefault(owner, {})[name if pods else (kind, name)] = slim(obj)
         changed: set[AppKey] = set()
         with self._lock:
             for owner in {o for o in table.keys() | fresh.keys() if o[0] == namespace}:

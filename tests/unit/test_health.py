@@ -121,3 +121,20 @@ def test_json_logs_carry_the_fields_and_kopfs_object_reference(capsys: pytest.Ca
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", first["time"])
     assert second["level"] == "error"
     assert "ZeroDivisionError" in second["exception"]
+
+
+def test_kopf_keeps_no_diff_base_for_raw_event_handlers() -> None:
+    """No deep copy and diff of every watched object per event: nothing reads them."""
+    import kopf
+
+    from appkeeper.handlers import NoDiffBase
+
+    settings = kopf.OperatorSettings()
+    storage = NoDiffBase()
+    settings.persistence.diffbase_storage = storage
+    body = kopf.Body({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"a": 1}})
+    assert storage.build(body=body) is None
+    assert storage.fetch(body=body) is None
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert not patch  # nothing written to the object either

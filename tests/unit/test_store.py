@@ -72,3 +72,25 @@ def test_verify_puts_back_the_truth_after_an_outage() -> None:
     w.kube.objects.pop(("App", NS, "shop"))
     verify(w.kube, store)  # type: ignore[arg-type]
     assert store.app((NS, "shop")) is None
+
+
+def test_the_store_keeps_our_managed_fields_only_and_no_last_applied_copy() -> None:
+    from appkeeper.store import LAST_APPLIED
+
+    obj = {"kind": "Deployment", "metadata": {
+        "name": "shop", "namespace": "demo", "uid": "u1", "resourceVersion": "5",
+        "labels": {"appkeeper.dev/app": "shop"},
+        "annotations": {LAST_APPLIED: "{...the whole object...}", "keep": "me"},
+        "managedFields": [{"manager": "appkeeper", "operation": "Apply", "fieldsV1": {"f:spec": {}}},
+                          {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                           "fieldsV1": {"f:status": {}}},
+                          {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {}}}]},
+        "spec": {"replicas": 1}}
+    store = Store()
+    store.put_child(obj)
+    held = store.child(("demo", "shop"), ("Deployment", "shop"))
+    assert held is not None
+    assert held["metadata"]["managedFields"] == [obj["metadata"]["managedFields"][0]]  # type: ignore[index]
+    assert held["metadata"]["annotations"] == {"keep": "me"}
+    assert held["spec"] == {"replicas": 1}
+    assert len(obj["metadata"]["managedFields"]) == 3  # type: ignore[arg-type]  # the watch's copy is left whole
