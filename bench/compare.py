@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Side by side on one cluster, in one run: how fast N Apps become their children.
+
+    .venv/bin/python bench/compare.py --apps 1000 --runs 3        # make bench-compare
+    .venv/bin/python bench/compare.py --apps 10000 --runs 1 --parties appkeeper   # --scale
+
+Parties, each in a fresh namespace, in an order rotated from run to run:
+  ceiling    the API server's raw ceiling: this client, 32 connections, does per App what appkeeper's
+             floor is (create the App, server-side apply its Deployment and Service, patch its status),
+             with the very bodies appkeeper builds;
+  appkeeper  `appkeeper run --namespace NS` (the image's command), the client creates the N Apps;
+  peer       bench/peers/kopf_peer.py under `kopf run` (kopf's defaults), the same N Apps;
+  kcm        kube-controller-manager's Deployment controller: the client creates N Deployments,
+             done when N ReplicaSets exist.
+Each App: the image nginx:1.27, 0 replicas (no pods: the cluster's other controllers stay out of the
+measurement), one port. "Done" is when a watch opened by this client has seen every child.
+For each party: seconds to children, CPU seconds of its process per App, requests per App (from
+the API server's apiserver_request_total on the resources the party touches, minus this client's
+own), its RSS after the burst. Writes bench/compare.json; bench/results.md quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import free_port, start_operator, stop_operator  # noqa: E402
+
+from appkeeper.api import parse_app  # noqa: E402
+from appkeeper.kinds import build_children  # noqa: E402
+from appkeeper.kube import ApiError, Kube, load_configuration, path_for  # noqa: E402
+
+APPS = "appkeeper.dev/v1alpha1"
+PARTIES = ("ceiling", "appkeeper", "peer", "kcm")
+# The resources whose requests are counted for a party; deployments' status and PUTs are the
+# controller-manager's (its Deployment controller), never appkeeper's or the peer's in a burst.
+COUNTED = {"apps", "deployments", "services", "events"}
+LINE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+def spec() -> dict[str, Any]:
+    return {"image": "nginx:1.27", "replicas": 0, "ports": [{"name": "http", "containerPort": 80}]}
+
+
+def app_body(name: str) -> dict[str, Any]:
+    return {"apiVersion": APPS, "kind": "App", "metadata": {"name": name}, "spec": spec()}
+
+
+def requests_by_party(kube: Kube) -> dict[tuple[str, str, str, str], float]:
+    """apiserver_request_total by (group, resource, subresource, verb)."""
+    text = kube.pool.request("GET", kube.host + "/metrics", headers=kube._headers()).data.decode()
+    out: dict[tuple[str, str, str, str], float] = {}
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
+        key = (labels.get("group", ""), labels.get("resource", ""), labels.get("subresource", ""), labels["verb"])
+        out[key] = out.get(key, 0.0) + float(m["value"])
+    return out
+
+
+def counted(before: dict[tuple[str, str, str, str], float], after: dict[tuple[str, str, str, str], float]) -> float:
+    total = 0.0
+    for key, value in after.items():
+        group, resource, sub, verb = key
+        if resource not in COUNTED or (resource == "events" and group != ""):
+            continue  # events.k8s.io: the controllers' recorder; appkeeper and kopf post core/v1 Events
+        if resource == "deployments" and (sub == "status" or verb == "PUT"):
+            continue
+        if verb in ("WATCH", "LIST"):
+            continue  # opened before the burst; a relist inside it would be the party's too, but is rare
+        total += value - before.get(key, 0.0)
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pid_of(process: str) -> int:
+    out = subprocess.run(["pgrep", "-o", "-f", process], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else 0
+
+
+class Seen:
+    """Counts the distinct names a watch has seen ADDED in a namespace."""
+
+    def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
+        self.names: set[str] = set()
+        self.cond = threading.Condition()
+        self.url = path_for(api_version, kind, namespace)
+        self.kube = kube
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        url = f"{self.kube.host}{self.url}?watch=1&allowWatchBookmarks=false&timeoutSeconds=3600"
+        resp = self.kube.pool.request("GET", url, headers=self.kube._headers(), preload_content=False, timeout=None)
+        buf = b""
+        for chunk in resp.stream(65536):
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    with self.cond:
+                        self.names.add(json.loads(line)["object"]["metadata"]["name"])
+                        self.cond.notify_all()
+
+    def wait(self, count: int, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.names) < count:
+                if not self.cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.url}: {len(self.names)} of {count} after {timeout}s")
+        return time.monotonic()
+
+
+def in_parallel(n: int, fn: Callable[[int], Any]) -> None:
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(fn, range(n)))
+
+
+def ceiling(kube: Kube, ns: str, n: int) -> None:
+    def one(i: int) -> None:
+        body = kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}"))
+        for child in build_children(parse_app(body), body_time(), None, None, "baseline"):
+            kube.apply(child)
+        kube.patch_app_status(ns, f"a{i}", {"observedGeneration": 1, "phase": "Pending"})
+
+    in_parallel(n, one)
+
+
+def body_time() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def deployments(kube: Kube, ns: str, n: int) -> None:
+    template = next(c for c in build_children(parse_app({**app_body("x"), "metadata": {
+        "name": "x", "namespace": ns, "uid": "u", "generation": 1}}), body_time(), None, None, "baseline")
+        if c["kind"] == "Deployment")
+
+    def one(i: int) -> None:
+        body = json.loads(json.dumps(template).replace('"x"', f'"d{i}"'))
+        body["metadata"].pop("ownerReferences", None)
+        kube.request("POST", path_for("apps/v1", "Deployment", ns), body)
+
+    in_parallel(n, one)
+
+
+def start_peer(ns: str, log: Path) -> subprocess.Popen[bytes]:
+    port = free_port()
+    peer = str(ROOT / "bench" / "peers" / "kopf_peer.py")
+    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", f"--namespace={ns}",
+                             f"--liveness=http://127.0.0.1:{port}/healthz", peer],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"the peer did not start: {log.read_text()[-2000:]}")
+
+
+def phase(kube: Kube, party: str, n: int, run: int, tmp: Path) -> dict[str, Any]:
+    ns = f"cmp-{party}-{run}-{uuid.uuid4().hex[:4]}"
+    kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    proc: Any = None
+    pid = 0
+    try:
+        if party == "appkeeper":
+            op = start_operator(tmp, f"--namespace={ns}", "--log-level=warning", "--resync-seconds=3600")
+            proc, pid = op, op.proc.pid
+        elif party == "peer":
+            proc = start_peer(ns, tmp / f"peer-{run}.log")
+            pid = proc.pid
+        elif party == "kcm":
+            pid = pid_of("kube-controller-manager")
+        kinds = [("apps/v1", "ReplicaSet")] if party == "kcm" else [("apps/v1", "Deployment"), ("v1", "Service")]
+        watches = [Seen(kube, v, k, ns) for v, k in kinds]
+        time.sleep(1.0)
+        rss_before = rss_mib(pid) if pid else 0.0
+        before, cpu0 = requests_by_party(kube), cpu_seconds(pid) if pid else 0.0
+        t0 = time.monotonic()
+        if party == "ceiling":
+            ceiling(kube, ns, n)
+        elif party == "kcm":
+            deployments(kube, ns, n)
+        else:
+            in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
+        done = max(w.wait(n, 1800) for w in watches)
+        elapsed = done - t0
+        time.sleep(3.0)  # trailing status patches and Events belong to the burst
+        after, cpu1 = requests_by_party(kube), cpu_seconds(pid) if pid else 0.0
+        client = n if party in ("appkeeper", "peer", "kcm") else 0  # this client's own creates
+        requests = counted(before, after) - client
+        return {"party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
+                "ms_per_app": round(elapsed * 1000 / n, 2),
+                "cpu_s_per_app_ms": round((cpu1 - cpu0) * 1000 / n, 2) if pid else None,
+                "requests_per_app": round(requests / n, 2) if party != "kcm" else None,
+                "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_mib(pid), 1) if pid else None}
+    finally:
+        if party == "appkeeper" and proc is not None:
+            stop_operator(proc)
+        elif party == "peer" and proc is not None:
+            proc.terminate()
+            proc.wait(30)
+        delete_namespace(kube, ns)
+
+
+def delete_namespace(kube: Kube, ns: str) -> None:
+    """Gone before the next party starts, so its garbage collection is not measured with it."""
+    try:
+        kube.request("DELETE", f"/api/v1/namespaces/{ns}")
+    except ApiError:
+        return
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            kube.request("GET", f"/api/v1/namespaces/{ns}")
+        except ApiError as e:
+            if e.status == 404:
+                return
+        time.sleep(1.0)
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for party in PARTIES:
+        mine = [r for r in rows if r["party"] == party]
+        if not mine:
+            continue
+        out[party] = {}
+        for key in ("seconds", "cpu_s_per_app_ms", "requests_per_app", "rss_mib_after"):
+            values = [r[key] for r in mine if r[key] is not None]
+            if values:
+                out[party][key] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+    ratios: dict[str, list[float]] = {}
+    for run in {r["run"] for r in rows}:
+        by = {r["party"]: r["seconds"] for r in rows if r["run"] == run}
+        for other in ("ceiling", "peer", "kcm"):
+            if "appkeeper" in by and other in by:
+                ratios.setdefault(f"appkeeper/{other}", []).append(round(by["appkeeper"] / by[other], 3))
+    out["ratios"] = {k: {"min": min(v), "median": statistics.median(v), "max": max(v), "each": v}
+                     for k, v in ratios.items()}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--apps", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parties", default=",".join(PARTIES))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "compare.json"))
+    args = ap.parse_args()
+    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")], check=True,
+                   capture_output=True)
+    kube = Kube(load_configuration(), pool_size=40)
+    parties = [p for p in args.parties.split(",") if p]
+    tmp = Path(f"/tmp/appkeeper-compare-{uuid.uuid4().hex[:6]}")
+    tmp.mkdir()
+    rows = []
+    for run in range(args.runs):
+        order = parties[run % len(parties):] + parties[:run % len(parties)]
+        for party in order:
+            row = phase(kube, party, args.apps, run, tmp)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
+              "rate_limits": {"appkeeper": "none (its own client; kopf's watches)",
+                              "peer": "none (kopf, the official client)",
+                              "kcm": "--kube-api-qps=200 --kube-api-burst=400 (hack/localcluster.py)",
+                              "ceiling": "none, 32 connections"},
+              "rows": rows, "summary": summary(rows)}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
