@@ -25,7 +25,7 @@ from .leader import LeaderElector, LeaseConfig
 from .reconcile import Reconciler, TransientError
 from .store import AppKey, Store, app_key
 from .verify import api_answers, verify
-from .workqueue import WorkQueue, retry_delay
+from .workqueue import WorkQueue, retry_delay, spread
 
 log = logging.getLogger("appkeeper")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
@@ -258,5 +258,6 @@ async def _resync(rt: Runtime) -> None:
             rt.queue.add(key)
         if due:
             last = loop.time()
-            for key in rt.store.app_keys():
-                rt.queue.add(key)
+            # Spread over half the period: the periodic check never arrives as one burst.
+            for key, delay in spread(rt.store.app_keys(), rt.options.resync_seconds / 2):
+                rt.queue.add_after(key, delay)

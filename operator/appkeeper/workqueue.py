@@ -66,3 +66,11 @@ def retry_delay(attempt: int, retry_after: float | None = None, cap: float = 300
     ±0.2) so failed objects do not retry in lockstep; never sooner than the server's Retry-After."""
     delay: float = min(cap, 0.5 * 2.0 ** min(attempt, 16)) * (1 + jitter)
     return max(delay, retry_after or 0.0)
+
+
+def spread(keys: list[K], window: float) -> list[tuple[K, float]]:
+    """A resync of every key, spread evenly over `window` seconds (in hash order, fixed for the process), so
+    that N Apps cost N reconciles over the window rather than N at once."""
+    ordered = sorted(keys, key=lambda k: hash(k))
+    step = window / len(ordered) if ordered else 0.0
+    return [(k, i * step) for i, k in enumerate(ordered)]

@@ -33,3 +33,18 @@ def test_add_after_keeps_the_earliest_timer() -> None:
         return loop.time() - t0
 
     assert asyncio.run(scenario()) < 1
+
+
+def test_a_resync_is_spread_evenly_over_its_window() -> None:
+    from appkeeper.workqueue import spread
+
+    keys = [("ns", f"app-{i}") for i in range(1000)]
+    planned = spread(keys, 150.0)
+    assert sorted(k for k, _ in planned) == sorted(keys)  # every App, once
+    delays = sorted(d for _, d in planned)
+    assert delays[0] == 0.0
+    assert delays[-1] < 150.0
+    # At most ceil(N / window) per second: 1,000 Apps over 150 s is 7 a second, never 1,000 at once.
+    per_second = [sum(1 for d in delays if s <= d < s + 1) for s in range(150)]
+    assert max(per_second) <= 7
+    assert spread([], 150.0) == []
