@@ -13,7 +13,7 @@ from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps, TransientError
 from .desired import ANN_HASH, child_key, keep_live_claim_templates
 from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, owned_by
-from .fields import owned_fields, restore_lists, uncovered_lists
+from .fields import created_not_applied, owned_fields, restore_lists, uncovered_lists
 from .kinds import CHILD_KINDS
 from .kube import ApiError
 from .status import Observed, Problem
@@ -37,13 +37,13 @@ class Outcome:
 def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, outcome: Outcome) -> None:
     kind, name = child_key(obj)
     mem_key = ((app.namespace, app.name), (kind, name))
-    if seen is None:
+    listed = {"kind": kind, "name": name} in (app.status.get("children") or [])
+    if seen is None and listed:
         # The watch may not have listed it yet: ask before calling it deleted.
         seen = deps.kube.get(obj["apiVersion"], kind, app.namespace, name)
         if seen is not None:
             deps.store.put_child(seen)
     obj = keep_live_claim_templates(obj, seen)
-    listed = {"kind": kind, "name": name} in (app.status.get("children") or [])
     action = decide(obj, seen, deps.applied.get(mem_key), Owner(app.name, app.uid), listed)
     if isinstance(action, Skip):
         if action.remember is not None:
@@ -54,7 +54,16 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
         obs.problems.append(Problem("ChildConflict", message))
         deps.recorder.post(app.ref, "Warning", "ChildConflict", message)
         return
-    result = write(deps, obj, seen, action, obs)
+    try:
+        result = write(deps, obj, seen, action, obs)
+    except NameTaken:
+        # Someone else's object (or ours, not yet seen by the watch) has the name: judge it.
+        found = deps.kube.get(obj["apiVersion"], kind, app.namespace, name)
+        if found is None:
+            raise TransientError(f"{kind} {name} existed a moment ago and is gone; trying again") from None
+        deps.store.put_child(found)
+        converge(deps, app, obj, found, obs, outcome)
+        return
     if result is None:
         return
     deps.store.put_child(result)
@@ -62,13 +71,25 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
     record(deps, app, kind, name, action, outcome)
 
 
+class NameTaken(Exception):
+    """A create found the name taken (409 AlreadyExists)."""
+
+
 def write(deps: Deps, obj: Json, seen: Json | None, action: Action, obs: Observed) -> Json | None:
     """Applies `obj`; None (and a problem for status) when the API server refuses it for good."""
     kind, name = child_key(obj)
     try:
         try:
+            if isinstance(action, Create) and seen is None:
+                # A child the App never had: one create, which fails rather than write over a
+                # name that is taken (no GET first; the status and the watch say it never existed).
+                return deps.kube.create_child(obj)
+            if seen is not None and created_not_applied(seen):
+                deps.kube.own_created_fields(obj["apiVersion"], kind, seen["metadata"]["namespace"], name)
             return deps.kube.apply(obj)
         except ApiError as e:
+            if e.status == 409 and e.reason == "AlreadyExists" and isinstance(action, Create):
+                raise NameTaken(name) from e
             if not (e.status == 422 and seen is not None and isinstance(action, Repair)):
                 raise
             # A list entry someone else re-keyed (a Service port renumbered) cannot be taken

@@ -14,13 +14,41 @@ from .desired import MANAGER
 
 
 def owned_fields(obj: Json, manager: str = MANAGER) -> Json | None:
-    """The fieldsV1 tree `manager` holds through Apply on the main resource, if any."""
+    """The fieldsV1 tree `manager` holds through Apply on the main resource, if any; else through
+    the create that made it (a child's first write is a create: until the first apply, what it set
+    is ours)."""
+    found: Json | None = None
     for entry in obj.get("metadata", {}).get("managedFields") or []:
-        if entry.get("manager") == manager and entry.get("operation") == "Apply" \
-                and not entry.get("subresource"):
-            fields = entry.get("fieldsV1")
+        if entry.get("manager") != manager or entry.get("subresource"):
+            continue
+        fields = entry.get("fieldsV1")
+        if entry.get("operation") == "Apply":
             return fields if isinstance(fields, dict) else {}
-    return None
+        if entry.get("operation") == "Update" and found is None:
+            found = fields if isinstance(fields, dict) else {}
+    return found
+
+
+def created_not_applied(obj: Json, manager: str = MANAGER) -> bool:
+    """We created it (a POST: operation Update) and have not applied to it since."""
+    ours = [e for e in obj.get("metadata", {}).get("managedFields") or []
+            if e.get("manager") == manager and not e.get("subresource")]
+    return any(e.get("operation") == "Update" for e in ours) and not any(e.get("operation") == "Apply" for e in ours)
+
+
+def created_entry_patch(entries: list[Json], manager: str = MANAGER) -> list[Json]:
+    """The JSON patch that makes our create's entry (operation Update) our Apply entry; none when
+    we already have an Apply entry or no such entry."""
+    mains = [(i, e) for i, e in enumerate(entries) if e.get("manager") == manager and not e.get("subresource")]
+    if any(e.get("operation") == "Apply" for _, e in mains):
+        return []
+    for i, e in mains:
+        if e.get("operation") == "Update":
+            at = f"/metadata/managedFields/{i}"
+            return [{"op": "test", "path": f"{at}/manager", "value": manager},
+                    {"op": "test", "path": f"{at}/operation", "value": "Update"},
+                    {"op": "replace", "path": f"{at}/operation", "value": "Apply"}]
+    return []
 
 
 def field_paths(tree: Json, prefix: str = "") -> set[str]:

@@ -14,6 +14,7 @@ import urllib3
 from . import metrics
 from .api import API_VERSION, Json
 from .desired import MANAGER
+from .fields import created_entry_patch
 from .kinds import PLURALS
 
 if TYPE_CHECKING:  # the client's models take most of a second to import: only where a config is loaded
@@ -156,6 +157,22 @@ class Kube:
         meta = obj["metadata"]
         return self.request("POST", path_for(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj,
                             {"fieldManager": MANAGER})
+
+    def create_child(self, obj: Json) -> Json:
+        """POST with our field manager: 409 AlreadyExists when the name is taken."""
+        return self.create(obj)
+
+    def own_created_fields(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Our create left a managedFields entry with operation Update; an apply does not remove
+        fields that entry holds. Turn it into our Apply entry (a JSON patch that tests it is still
+        ours), so an apply that drops a field removes it, as if the object had been applied from
+        the start."""
+        live = self.get(api_version, kind, namespace, name)
+        entries = (live or {}).get("metadata", {}).get("managedFields") or []
+        ops = created_entry_patch(entries)
+        if ops:
+            self.request("PATCH", path_for(api_version, kind, namespace, name), ops, {"fieldManager": MANAGER},
+                         content_type="application/json-patch+json")
 
     def replace(self, obj: Json) -> Json:
         """A full update (PUT), guarded by the object's resourceVersion."""

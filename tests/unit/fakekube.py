@@ -17,6 +17,7 @@ from typing import Any
 
 from appkeeper.api import Json
 from appkeeper.desired import LABEL_APP, MANAGER
+from appkeeper.fields import created_entry_patch
 from appkeeper.kube import ApiError
 from appkeeper.store import Store
 
@@ -76,21 +77,21 @@ class FakeKube:
         self.failures.append(Failure(verb, kind, status, times, message))
 
     def writes(self) -> list[tuple[str, str, str]]:
-        return [c for c in self.calls if c[0] in ("apply", "replace", "delete", "merge_patch")]
+        return [c for c in self.calls if c[0] in ("create", "apply", "replace", "delete", "merge_patch", "json_patch")]
 
     def obj(self, kind: str, namespace: str, name: str) -> Json | None:
         return self.objects.get((kind, namespace, name))
 
-    def create(self, obj: Json) -> Json:
-        """An object created by someone else (a user, another controller)."""
+    def create(self, obj: Json, manager: str = "kubectl") -> Json:
+        """An object created by someone else (a user, another controller); by us via create_child."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         key = (obj["kind"], meta.get("namespace", ""), meta["name"])
         if key in self.objects:
             raise ApiError(409, "AlreadyExists", f"{key} already exists")
+        entry = {**self._entry(obj), "manager": manager, "operation": "Update"}  # what the request set
         meta.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._rv)), generation=1)
-        meta.setdefault("managedFields", [{"manager": "kubectl", "operation": "Update",
-                                            "fieldsV1": fields_of({k: v for k, v in obj.items() if k != "status"})}])
+        meta.setdefault("managedFields", [entry])
         self.objects[key] = obj
         return copy.deepcopy(obj)
 
@@ -128,6 +129,18 @@ class FakeKube:
                 store.drop_app(app_key)
 
     # --- what kube.Kube offers --------------------------------------------------------------------
+
+    def create_child(self, obj: Json) -> Json:
+        self._locate("create", obj)
+        return self.create(obj, manager=MANAGER)
+
+    def own_created_fields(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self._call("json_patch", kind, name)
+        held = self.objects.get((kind, namespace, name))
+        for op in created_entry_patch((held or {}).get("metadata", {}).get("managedFields") or []):
+            if op["op"] == "replace":
+                assert held is not None
+                held["metadata"]["managedFields"][int(op["path"].split("/")[3])]["operation"] = op["value"]
 
     def apply(self, obj: Json) -> Json:
         key, held = self._locate("apply", obj)

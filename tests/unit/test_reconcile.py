@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from appkeeper.api import Json
+from appkeeper.fields import created_entry_patch
 from appkeeper.kube import ApiError
 from appkeeper.reconcile import Reconciler, TransientError
 from appkeeper.store import Store
@@ -372,6 +373,52 @@ def test_an_object_not_ours_is_never_written(w: World, owner_refs: list[Json], o
     assert ("ChildConflict", degraded["message"]) in w.events()
 
 
+def test_a_new_app_costs_one_create_per_child_and_no_read(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    # No GET for a child the App never had (the status and the watch say so): one POST each.
+    assert [c for c in w.kube.calls if c[1] in ("Deployment", "Service")] == [
+        ("create", "Deployment", "shop"), ("create", "Service", "shop")]
+    entry = w.child("Deployment")["metadata"]["managedFields"][0]
+    assert (entry["manager"], entry["operation"]) == ("appkeeper", "Update")
+    # The first change after it: our create's entry becomes our Apply entry, then the apply; once.
+    w.put_app(**dict(WEB, replicas=3))
+    w.reconcile()
+    assert [c[0] for c in w.kube.writes() if c[1] == "Deployment"] == ["json_patch", "apply"]
+    assert [(e["manager"], e["operation"]) for e in w.child("Deployment")["metadata"]["managedFields"]] == [
+        ("appkeeper", "Apply")]
+    w.put_app(**dict(WEB, replicas=4))
+    w.reconcile()
+    assert [c[0] for c in w.kube.writes() if c[1] == "Deployment"] == ["apply"]
+
+
+def test_a_taken_name_is_read_after_the_create_fails_and_left_alone(w: World) -> None:
+    w.kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop", "namespace": NS},
+                   "spec": {"ports": [{"name": "x", "port": 1}]}})
+    w.put_app(**WEB)
+    w.reconcile()
+    assert [c for c in w.kube.calls if c[1] == "Service"] == [("create", "Service", "shop"), ("get", "Service", "shop")]
+    assert w.condition("Degraded")["reason"] == "ChildConflict"
+
+
+@pytest.mark.parametrize(("entries", "patched"), [
+    ([], None),
+    ([{"manager": "appkeeper", "operation": "Update"}], 0),
+    ([{"manager": "kubectl", "operation": "Update"}, {"manager": "appkeeper", "operation": "Update"}], 1),
+    ([{"manager": "appkeeper", "operation": "Update"}, {"manager": "appkeeper", "operation": "Apply"}], None),
+    ([{"manager": "appkeeper", "operation": "Update", "subresource": "status"}], None),
+])
+def test_only_our_creates_entry_is_turned_into_our_apply_entry(entries: list[Json], patched: int | None) -> None:
+    ops = created_entry_patch(entries)
+    if patched is None:
+        assert ops == []
+        return
+    at = f"/metadata/managedFields/{patched}"
+    assert ops == [{"op": "test", "path": f"{at}/manager", "value": "appkeeper"},
+                   {"op": "test", "path": f"{at}/operation", "value": "Update"},
+                   {"op": "replace", "path": f"{at}/operation", "value": "Apply"}]
+
+
 def test_an_object_that_asks_to_be_adopted_is(w: World) -> None:
     w.kube.create({"apiVersion": "v1", "kind": "Service",
                    "metadata": {"name": "shop", "namespace": NS, "annotations": {"appkeeper.dev/adopt": "shop"}},
@@ -404,7 +451,8 @@ def test_a_rekeyed_list_entry_is_put_back_with_an_update_first(w: World) -> None
     # The API server refuses an apply that would duplicate a re-keyed port: 422.
     w.kube.fail("apply", "Service", 422, message="spec.ports[1]: Duplicate value")
     w.reconcile()
-    assert [c[0] for c in w.kube.writes() if c[1] == "Service"] == ["apply", "replace", "apply"]
+    # json_patch: the first write after our create makes its managedFields entry our Apply entry.
+    assert [c[0] for c in w.kube.writes() if c[1] == "Service"] == ["json_patch", "apply", "replace", "apply"]
     assert w.child("Service")["spec"]["ports"][0]["port"] == 80
     assert w.status()["repairs"]["lastReason"] == "ServiceDrift"
 
@@ -412,7 +460,7 @@ def test_a_rekeyed_list_entry_is_put_back_with_an_update_first(w: World) -> None
 @pytest.mark.parametrize("status", [500, 503, 429, 409])
 def test_a_transient_failure_is_retried_not_reported(w: World, status: int) -> None:
     w.put_app(**WEB)
-    w.kube.fail("apply", "Deployment", status)
+    w.kube.fail("create", "Deployment", status)
     with pytest.raises(TransientError):
         w.reconcile()
     w.reconcile()
@@ -422,7 +470,7 @@ def test_a_transient_failure_is_retried_not_reported(w: World, status: int) -> N
 
 def test_a_refused_child_degrades_its_app_with_the_api_servers_words(w: World) -> None:
     w.put_app(**WEB)
-    w.kube.fail("apply", "Service", 422, message='spec.ports[0].port: Invalid value: 0')
+    w.kube.fail("create", "Service", 422, message='spec.ports[0].port: Invalid value: 0')
     w.reconcile()
     degraded = w.condition("Degraded")
     assert degraded["reason"] == "ServiceRejected"
@@ -462,7 +510,7 @@ def test_status_is_written_only_when_it_changes(w: World) -> None:
 
 def test_a_refused_child_is_tried_again_within_a_minute(w: World) -> None:
     w.put_app(**WEB)
-    w.kube.fail("apply", "Service", 403, message='services "shop" is forbidden: exceeded quota')
+    w.kube.fail("create", "Service", 403, message='services "shop" is forbidden: exceeded quota')
     outcome = w.reconcile()
     assert w.condition("Degraded")["reason"] == "ServiceRejected"
     assert outcome.requeue_after is not None
