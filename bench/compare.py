@@ -90,6 +90,19 @@ def counted(before: dict[tuple[str, str, str, str], float], after: dict[tuple[st
     return total
 
 
+def settled(kube: Kube, before: dict[tuple[str, str, str, str], float]) -> dict[tuple[str, str, str, str], float]:
+    """The counts once two seconds in a row added no counted request (at most 60 s)."""
+    now = requests_by_party(kube)
+    last, quiet, deadline = counted(before, now), 0, time.monotonic() + 60
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = requests_by_party(kube)
+        total = counted(before, now)
+        quiet = quiet + 1 if total == last else 0
+        last = total
+    return now
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -220,8 +233,8 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path) -> dict[str, Any]
             in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
         done = max(w.wait(n, 1800) for w in watches)
         elapsed = done - t0
-        time.sleep(3.0)  # trailing status patches and Events belong to the burst
-        after, cpu1 = requests_by_party(kube), cpu_seconds(pid) if pid else 0.0
+        after = settled(kube, before)  # trailing status patches and Events belong to the burst
+        cpu1 = cpu_seconds(pid) if pid else 0.0
         client = n if party in ("appkeeper", "peer", "kcm") else 0  # this client's own creates
         requests = counted(before, after) - client
         return {"party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
