@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench chart-check
+.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench bench-scale chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -78,5 +78,9 @@ demo: venv ## local cluster + helm install + the operator + an example App, show
 demo-down: ## stop the demo's operator and the local cluster
 	hack/demo.sh down
 
-bench: venv ## the operator benchmark against the local cluster (writes bench/results.md)
+bench: venv ## side by side (ceiling, appkeeper, the kopf peer, KCM; 1,000 Apps x 3), then latencies and steady state
+	$(PY) bench/compare.py --apps 1000 --runs 3
 	$(PY) bench/operator_bench.py
+
+bench-scale: venv ## the 10,000-App run: the ceiling and appkeeper (bench/compare-10000.json)
+	$(PY) bench/compare.py --apps 10000 --runs 1 --parties ceiling,appkeeper --out bench/compare-10000.json

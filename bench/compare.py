@@ -77,7 +77,13 @@ def requests_by_party(kube: Kube) -> dict[tuple[str, str, str, str], float]:
 
 
 def counted(before: dict[tuple[str, str, str, str], float], after: dict[tuple[str, str, str, str], float]) -> float:
-    total = 0.0
+    return sum(breakdown(before, after).values())
+
+
+def breakdown(before: dict[tuple[str, str, str, str], float],
+              after: dict[tuple[str, str, str, str], float]) -> dict[str, float]:
+    """The counted requests by "VERB resource[/subresource]"."""
+    out: dict[str, float] = {}
     for key, value in after.items():
         group, resource, sub, verb = key
         if resource not in COUNTED or (resource == "events" and group != ""):
@@ -86,8 +92,10 @@ def counted(before: dict[tuple[str, str, str, str], float], after: dict[tuple[st
             continue
         if verb in ("WATCH", "LIST"):
             continue  # opened before the burst; a relist inside it would be the party's too, but is rare
-        total += value - before.get(key, 0.0)
-    return total
+        if value - before.get(key, 0.0):
+            name = f"{verb} {resource}" + (f"/{sub}" if sub else "")
+            out[name] = out.get(name, 0.0) + value - before.get(key, 0.0)
+    return out
 
 
 def settled(kube: Kube, before: dict[tuple[str, str, str, str], float]) -> dict[tuple[str, str, str, str], float]:
@@ -241,6 +249,7 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path) -> dict[str, Any]
                 "ms_per_app": round(elapsed * 1000 / n, 2),
                 "cpu_s_per_app_ms": round((cpu1 - cpu0) * 1000 / n, 2) if pid else None,
                 "requests_per_app": round(requests / n, 2) if party != "kcm" else None,
+                "requests_by": {k: round(v / n, 2) for k, v in sorted(breakdown(before, after).items())},
                 "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_mib(pid), 1) if pid else None}
     finally:
         if party == "appkeeper" and proc is not None:
@@ -289,13 +298,55 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def cell(stats: dict[str, Any] | None, unit: str = "") -> str:
+    if not stats:
+        return "—"
+    return f"{stats['median']}{unit} ({stats['min']}-{stats['max']})"
+
+
+def render(result: dict[str, Any]) -> str:
+    """The side-by-side table for bench/results.md: medians, with min-max, over the runs."""
+    s, n = result["summary"], result["rows"][0]["apps"]
+    runs = len({r["run"] for r in result["rows"]})
+    lines = [f"Command: `{result['command']}` — {n} Apps, {runs} runs, parties in rotated order; "
+             f"{result['cores']} cores shared by the whole cluster and the parties.", "",
+             "| party | seconds to all children | CPU ms per App | requests per App | RSS MiB after "
+             "| client rate limit |",
+             "|---|---|---|---|---|---|"]
+    for party in PARTIES:
+        if party in s:
+            row = s[party]
+            lines.append(f"| {party} | {cell(row.get('seconds'), ' s')} | {cell(row.get('cpu_s_per_app_ms'))} | "
+                         f"{cell(row.get('requests_per_app'))} | {cell(row.get('rss_mib_after'))} | "
+                         f"{result['rate_limits'][party]} |")
+    lines += ["", "| ratio (time to children) | median (min-max) |", "|---|---|"]
+    lines += [f"| {k} | {cell(v)} |" for k, v in s["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(result: dict[str, Any], path: Path) -> None:
+    """Replaces the block between the markers in bench/results.md (named after the --out file)."""
+    begin, end = f"<!-- {Path(result['out']).name}:begin -->", f"<!-- {Path(result['out']).name}:end -->"
+    text = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{render(result)}{end}"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--apps", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parties", default=",".join(PARTIES))
     ap.add_argument("--out", default=str(ROOT / "bench" / "compare.json"))
+    ap.add_argument("--render", action="store_true", help="only write the table of --out into bench/results.md")
     args = ap.parse_args()
+    if args.render:
+        write_results({**json.loads(Path(args.out).read_text()), "out": args.out}, ROOT / "bench" / "results.md")
+        return 0
     subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")], check=True,
                    capture_output=True)
     kube = Kube(load_configuration(), pool_size=40)
@@ -316,6 +367,7 @@ def main() -> int:
                               "ceiling": "none, 32 connections"},
               "rows": rows, "summary": summary(rows)}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_results({**result, "out": args.out}, ROOT / "bench" / "results.md")
     print(json.dumps(result["summary"], indent=2))
     return 0
 
