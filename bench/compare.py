@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,19 @@ def pid_of(process: str) -> int:
     return int(out[0]) if out else 0
 
 
+def watch_events(kube: Kube, path: str) -> Iterator[dict[str, Any]]:
+    """The events of one watch (an hour at most), decoded line by line as they arrive."""
+    url = f"{kube.host}{path}?watch=1&allowWatchBookmarks=false&timeoutSeconds=3600"
+    resp = kube.pool.request("GET", url, headers=kube._headers(), preload_content=False, timeout=None)
+    buf = b""
+    for chunk in resp.stream(65536):
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
 class Seen:
     """Counts the distinct names a watch has seen ADDED in a namespace."""
 
@@ -139,17 +152,10 @@ class Seen:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        url = f"{self.kube.host}{self.url}?watch=1&allowWatchBookmarks=false&timeoutSeconds=3600"
-        resp = self.kube.pool.request("GET", url, headers=self.kube._headers(), preload_content=False, timeout=None)
-        buf = b""
-        for chunk in resp.stream(65536):
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    with self.cond:
-                        self.names.add(json.loads(line)["object"]["metadata"]["name"])
-                        self.cond.notify_all()
+        for event in watch_events(self.kube, self.url):
+            with self.cond:
+                self.names.add(event["object"]["metadata"]["name"])
+                self.cond.notify_all()
 
     def wait(self, count: int, timeout: float) -> float:
         deadline = time.monotonic() + timeout

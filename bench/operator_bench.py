@@ -40,6 +40,9 @@ from tests.e2e.conftest import start_operator, stop_operator  # noqa: E402
 
 from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from compare import watch_events  # noqa: E402
+
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
 WATCHED_RESOURCES = {"apps", "deployments", "statefulsets", "services", "persistentvolumeclaims", "ingresses",
                      "horizontalpodautoscalers", "poddisruptionbudgets", "events"}
@@ -63,16 +66,7 @@ class Watcher:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _events(self) -> Iterator[dict[str, Any]]:
-        url = f"{self.kube.host}{self.path}?watch=1&allowWatchBookmarks=false&timeoutSeconds=3600"
-        resp = self.kube.pool.request("GET", url, headers=self.kube._headers(), preload_content=False,
-                                      timeout=None)
-        buf = b""
-        for chunk in resp.stream(65536):
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    yield json.loads(line)
+        return watch_events(self.kube, self.path)
 
     def _run(self) -> None:
         for event in self._events():
