@@ -219,14 +219,14 @@ def start_peer(ns: str, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the peer did not start: {log.read_text()[-2000:]}")
 
 
-def phase(kube: Kube, party: str, n: int, run: int, tmp: Path) -> dict[str, Any]:
+def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, resync: int = 3600) -> dict[str, Any]:
     ns = f"cmp-{party}-{run}-{uuid.uuid4().hex[:4]}"
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     proc: Any = None
     pid = 0
     try:
         if party == "appkeeper":
-            op = start_operator(tmp, f"--namespace={ns}", "--log-level=warning", "--resync-seconds=3600")
+            op = start_operator(tmp, f"--namespace={ns}", "--log-level=warning", f"--resync-seconds={resync}")
             proc, pid = op, op.proc.pid
         elif party == "peer":
             proc = start_peer(ns, tmp / f"peer-{run}.log")
@@ -251,12 +251,14 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path) -> dict[str, Any]
         cpu1 = cpu_seconds(pid) if pid else 0.0
         client = n if party in ("appkeeper", "peer", "kcm") else 0  # this client's own creates
         requests = counted(before, after) - client
-        return {"party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
+        rss_after = round(rss_mib(pid), 1) if pid else None
+        quiet = idle(kube, pid, steady) if steady and party == "appkeeper" else {}
+        return {**quiet, "party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
                 "ms_per_app": round(elapsed * 1000 / n, 2),
                 "cpu_s_per_app_ms": round((cpu1 - cpu0) * 1000 / n, 2) if pid else None,
                 "requests_per_app": round(requests / n, 2) if party != "kcm" else None,
                 "requests_by": {k: round(v / n, 2) for k, v in sorted(breakdown(before, after).items())},
-                "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_mib(pid), 1) if pid else None}
+                "rss_mib_before": round(rss_before, 1), "rss_mib_after": rss_after}
     finally:
         if party == "appkeeper" and proc is not None:
             stop_operator(proc)
@@ -264,6 +266,19 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path) -> dict[str, Any]
             proc.terminate()
             proc.wait(30)
         delete_namespace(kube, ns)
+
+
+def idle(kube: Kube, pid: int, seconds: int) -> dict[str, Any]:
+    """Nothing changing for `seconds` (a resync period, so it includes one full resync): the
+    party's CPU as a share of one core, and its writes per minute."""
+    before, cpu0 = requests_by_party(kube), cpu_seconds(pid)
+    time.sleep(seconds)
+    after, cpu1 = requests_by_party(kube), cpu_seconds(pid)
+    writes = sum(v for k, v in breakdown(before, after).items() if not k.startswith("GET"))
+    return {"steady_seconds": seconds, "steady_cpu_percent_of_core": round(100 * (cpu1 - cpu0) / seconds, 2),
+            "steady_writes_per_minute": round(writes * 60 / seconds, 1),
+            "steady_requests": dict(breakdown(before, after)),
+            "rss_mib_steady": round(rss_mib(pid), 1)}
 
 
 def delete_namespace(kube: Kube, ns: str) -> None:
@@ -325,6 +340,12 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"| {party} | {cell(row.get('seconds'), ' s')} | {cell(row.get('cpu_s_per_app_ms'))} | "
                          f"{cell(row.get('requests_per_app'))} | {cell(row.get('rss_mib_after'))} | "
                          f"{result['rate_limits'][party]} |")
+    for r in result["rows"]:
+        if "steady_seconds" in r:
+            lines += ["", f"Then {r['steady_seconds']} s with nothing changing and one resync of all {r['apps']} Apps "
+                          f"inside (run {r['run']}): appkeeper used {r['steady_cpu_percent_of_core']} % of a core, "
+                          f"wrote {r['steady_writes_per_minute']} requests per minute, RSS {r['rss_mib_steady']} MiB; "
+                          f"requests: {r['steady_requests'] or 'none'}."]
     lines += ["", "| ratio (time to children) | median (min-max) |", "|---|---|"]
     lines += [f"| {k} | {cell(v)} |" for k, v in s["ratios"].items()]
     return "\n".join(lines) + "\n"
@@ -348,6 +369,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parties", default=",".join(PARTIES))
     ap.add_argument("--out", default=str(ROOT / "bench" / "compare.json"))
+    ap.add_argument("--steady-seconds", type=int, default=0,
+                    help="appkeeper: then measure CPU and writes with nothing changing (a whole resync period)")
+    ap.add_argument("--resync-seconds", type=int, default=3600, help="appkeeper's --resync-seconds")
     ap.add_argument("--render", action="store_true", help="only write the table of --out into bench/results.md")
     args = ap.parse_args()
     if args.render:
@@ -363,7 +387,7 @@ def main() -> int:
     for run in range(args.runs):
         order = parties[run % len(parties):] + parties[:run % len(parties)]
         for party in order:
-            row = phase(kube, party, args.apps, run, tmp)
+            row = phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds)
             print(json.dumps(row), flush=True)
             rows.append(row)
     result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
