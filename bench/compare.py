@@ -253,12 +253,14 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, 
         requests = counted(before, after) - client
         rss_after = round(rss_mib(pid), 1) if pid else None
         quiet = idle(kube, pid, steady) if steady and party == "appkeeper" else {}
-        return {**quiet, "party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
+        row = {**quiet, "party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
                 "ms_per_app": round(elapsed * 1000 / n, 2),
                 "cpu_s_per_app_ms": round((cpu1 - cpu0) * 1000 / n, 2) if pid else None,
                 "requests_per_app": round(requests / n, 2) if party != "kcm" else None,
                 "requests_by": {k: round(v / n, 2) for k, v in sorted(breakdown(before, after).items())},
                 "rss_mib_before": round(rss_before, 1), "rss_mib_after": rss_after}
+        print(json.dumps(row), flush=True)  # before the namespace's deletion, which can take minutes
+        return row
     finally:
         if party == "appkeeper" and proc is not None:
             stop_operator(proc)
@@ -387,9 +389,7 @@ def main() -> int:
     for run in range(args.runs):
         order = parties[run % len(parties):] + parties[:run % len(parties)]
         for party in order:
-            row = phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            rows.append(phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds))
     result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
               "rate_limits": {"appkeeper": "none (its own client; kopf's watches)",
                               "peer": "none (kopf, the official client)",
