@@ -83,7 +83,7 @@ def write(deps: Deps, obj: Json, seen: Json | None, action: Action, obs: Observe
             if isinstance(action, Create) and seen is None:
                 # A child the App never had: one create, which fails rather than write over a
                 # name that is taken (no GET first; the status and the watch say it never existed).
-                return deps.kube.create_child(obj)
+                return deps.kube.create(obj)
             if seen is not None and created_not_applied(seen):
                 deps.kube.own_created_fields(obj["apiVersion"], kind, seen["metadata"]["namespace"], name)
             return deps.kube.apply(obj)

@@ -154,13 +154,10 @@ class Kube:
         return self.request("PATCH", path, obj, query, content_type="application/apply-patch+yaml")
 
     def create(self, obj: Json) -> Json:
+        """POST with our field manager: 409 AlreadyExists when the name is taken."""
         meta = obj["metadata"]
         return self.request("POST", path_for(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj,
                             {"fieldManager": MANAGER})
-
-    def create_child(self, obj: Json) -> Json:
-        """POST with our field manager: 409 AlreadyExists when the name is taken."""
-        return self.create(obj)
 
     def own_created_fields(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Our create left a managedFields entry with operation Update; an apply does not remove

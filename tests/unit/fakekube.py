@@ -82,8 +82,8 @@ class FakeKube:
     def obj(self, kind: str, namespace: str, name: str) -> Json | None:
         return self.objects.get((kind, namespace, name))
 
-    def create(self, obj: Json, manager: str = "kubectl") -> Json:
-        """An object created by someone else (a user, another controller); by us via create_child."""
+    def add(self, obj: Json, manager: str = "kubectl") -> Json:
+        """An object someone else created (a user, another controller); `manager` appkeeper: ours."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         key = (obj["kind"], meta.get("namespace", ""), meta["name"])
@@ -130,9 +130,9 @@ class FakeKube:
 
     # --- what kube.Kube offers --------------------------------------------------------------------
 
-    def create_child(self, obj: Json) -> Json:
+    def create(self, obj: Json) -> Json:
         self._locate("create", obj)
-        return self.create(obj, manager=MANAGER)
+        return self.add(obj, manager=MANAGER)
 
     def own_created_fields(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self._call("json_patch", kind, name)
@@ -232,7 +232,7 @@ class FakeKube:
 
     def create_event(self, event: Json) -> None:
         self._call("create_event", "Event", event["metadata"]["name"])
-        self.create(event)
+        self.add(event)
 
     # --- inside -------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ def set_config(w: World, mode: str) -> None:
     """Someone edits the ConfigMap; the watch delivers it (its debounce passed)."""
     held = w.kube.obj("ConfigMap", NS, "settings")
     if held is None:
-        w.kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": NS},
+        w.kube.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": NS},
                        "data": {"mode": mode}})
     else:
         held["data"] = {"mode": mode}

@@ -42,7 +42,7 @@ class World:
         held = self.kube.obj("App", NS, name)
         if held is None:
             del body["metadata"]["uid"], body["metadata"]["resourceVersion"]
-            return self.kube.create(body)
+            return self.kube.add(body)
         held["spec"] = body["spec"]
         held["metadata"]["generation"] += 1
         return held
@@ -240,7 +240,7 @@ def test_a_rollout_past_its_deadline_goes_back_to_the_healthy_revision(w: World)
     w.reconcile()
     ready(w, "1")
     good = copy.deepcopy(w.child("Deployment")["spec"]["template"])
-    w.kube.create({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+    w.kube.add({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                    "metadata": {"name": "shop-1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"},
                                 "annotations": {"deployment.kubernetes.io/revision": "1"}},
                    "spec": {"template": good}})
@@ -264,7 +264,7 @@ def healthy_then_updated(w: World, **update: Any) -> None:
     ready(w, "1")
     good = copy.deepcopy(w.child("Deployment")["spec"]["template"])
     good["metadata"].setdefault("labels", {})["pod-template-hash"] = "h1"
-    w.kube.create({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+    w.kube.add({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                    "metadata": {"name": "shop-h1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop",
                                                                               "pod-template-hash": "h1"},
                                 "annotations": {"deployment.kubernetes.io/revision": "1"}},
@@ -277,7 +277,7 @@ def healthy_then_updated(w: World, **update: Any) -> None:
 
 def new_pod(w: World, restarts: int) -> None:
     w.kube.objects.pop(("Pod", NS, "shop-h2-x"), None)
-    w.kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+    w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "shop-h2-x", "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"}},
         "status": {"startTime": "2026-11-23T11:59:00Z", "containerStatuses": [{
             "name": "shop", "ready": False, "restartCount": restarts,
@@ -311,7 +311,7 @@ def test_a_new_revision_that_crosses_the_failure_threshold_is_rolled_back_at_onc
 def test_a_failing_pull_is_rolled_back_once_it_has_failed_for_the_threshold(w: World) -> None:
     healthy_then_updated(w, image="127.0.0.1:5999/missing:1", rollout={"failureThreshold": {"imagePullSeconds": 20}})
     started = w.now
-    w.kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+    w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "shop-h2-y", "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"}},
         "status": {"startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "containerStatuses": [{
             "name": "shop", "ready": False, "restartCount": 0,
@@ -332,7 +332,7 @@ def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> Non
     w.reconcile()
     ready(w, "1")
     started = w.now
-    w.kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+    w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "shop-1-a", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"}},
         "status": {"containerStatuses": [{"name": "shop", "ready": True, "restartCount": 0, "state": {
             "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
@@ -360,7 +360,7 @@ def test_without_auto_rollback_a_failing_revision_stays_and_says_why(w: World) -
      "Deployment theirs (controller, uid u-9)"),
 ])
 def test_an_object_not_ours_is_never_written(w: World, owner_refs: list[Json], owner: str) -> None:
-    theirs = w.kube.create({"apiVersion": "v1", "kind": "Service",
+    theirs = w.kube.add({"apiVersion": "v1", "kind": "Service",
                             "metadata": {"name": "shop", "namespace": NS, "ownerReferences": owner_refs},
                             "spec": {"selector": {"app": "theirs"}, "ports": [{"name": "x", "port": 1}]}})
     w.put_app(**WEB)
@@ -393,7 +393,7 @@ def test_a_new_app_costs_one_create_per_child_and_no_read(w: World) -> None:
 
 
 def test_a_taken_name_is_read_after_the_create_fails_and_left_alone(w: World) -> None:
-    w.kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop", "namespace": NS},
+    w.kube.add({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop", "namespace": NS},
                    "spec": {"ports": [{"name": "x", "port": 1}]}})
     w.put_app(**WEB)
     w.reconcile()
@@ -420,7 +420,7 @@ def test_only_our_creates_entry_is_turned_into_our_apply_entry(entries: list[Jso
 
 
 def test_an_object_that_asks_to_be_adopted_is(w: World) -> None:
-    w.kube.create({"apiVersion": "v1", "kind": "Service",
+    w.kube.add({"apiVersion": "v1", "kind": "Service",
                    "metadata": {"name": "shop", "namespace": NS, "annotations": {"appkeeper.dev/adopt": "shop"}},
                    "spec": {"ports": [{"name": "x", "port": 1}]}})
     w.put_app(**WEB)
@@ -490,7 +490,7 @@ def test_an_invalid_spec_fails_naming_the_field(w: World) -> None:
 def test_pods_that_cannot_run_degrade_the_app(w: World) -> None:
     w.put_app(**WEB)
     w.reconcile()
-    w.kube.create({"apiVersion": "v1", "kind": "Pod",
+    w.kube.add({"apiVersion": "v1", "kind": "Pod",
                    "metadata": {"name": "shop-abc", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"}},
                    "status": {"containerStatuses": [{"name": "shop", "state": {"waiting": {
                        "reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}})
@@ -578,7 +578,7 @@ def test_a_workload_that_cannot_create_pods_says_why(w: World) -> None:
 
 
 def restricted_namespace(w: World) -> None:
-    w.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+    w.kube.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
 
 
