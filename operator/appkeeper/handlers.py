@@ -86,8 +86,8 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(**connection_fields(load_configuration(runtime(memo).options.kubeconfig)))
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf as appkeeper uses it: raw watch events into the store, nothing of kopf's own state."""
     settings.posting.enabled = False  # we post our own Events, one per action
     settings.scanning.disabled = True  # no cluster-wide CRD/namespace scans: least privilege
     settings.watching.server_timeout = 300
@@ -95,6 +95,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     settings.watching.reconnect_backoff = 1.0  # kopf's 0.1 s would hammer an API server that is down
     settings.persistence.diffbase_storage = NoDiffBase()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
     rt = runtime(memo)
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
     rt.reconciler = Reconciler(kube, rt.store)

@@ -127,11 +127,12 @@ def test_kopf_keeps_no_diff_base_for_raw_event_handlers() -> None:
     """No deep copy and diff of every watched object per event: nothing reads them."""
     import kopf
 
-    from appkeeper.handlers import NoDiffBase
+    from appkeeper.handlers import NoDiffBase, configure
 
     settings = kopf.OperatorSettings()
-    storage = NoDiffBase()
-    settings.persistence.diffbase_storage = storage
+    configure(settings)  # what the operator's startup handler does
+    storage = settings.persistence.diffbase_storage
+    assert isinstance(storage, NoDiffBase)
     body = kopf.Body({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"a": 1}})
     assert storage.build(body=body) is None
     assert storage.fetch(body=body) is None
