@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,29 +172,26 @@ def in_parallel(n: int, fn: Callable[[int], Any]) -> None:
         list(pool.map(fn, range(n)))
 
 
+def children(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What appkeeper builds for the App `body` (as stored: name, namespace, uid)."""
+    return build_children(parse_app(body), datetime.now(UTC), None, None, "baseline")
+
+
 def ceiling(kube: Kube, ns: str, n: int) -> None:
     def one(i: int) -> None:
         body = kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}"))
-        for child in build_children(parse_app(body), body_time(), None, None, "baseline"):
+        for child in children(body):
             kube.apply(child)
         kube.patch_app_status(ns, f"a{i}", {"observedGeneration": 1, "phase": "Pending"})
 
     in_parallel(n, one)
 
 
-def body_time() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
-
-
 def deployments(kube: Kube, ns: str, n: int) -> None:
-    template = next(c for c in build_children(parse_app({**app_body("x"), "metadata": {
-        "name": "x", "namespace": ns, "uid": "u", "generation": 1}}), body_time(), None, None, "baseline")
-        if c["kind"] == "Deployment")
-
+    """The Deployment appkeeper would build for each App, without the App (no ownerReference)."""
     def one(i: int) -> None:
-        body = json.loads(json.dumps(template).replace('"x"', f'"d{i}"'))
+        app = {**app_body(f"d{i}"), "metadata": {"name": f"d{i}", "namespace": ns, "uid": "none", "generation": 1}}
+        body = next(c for c in children(app) if c["kind"] == "Deployment")
         body["metadata"].pop("ownerReferences", None)
         kube.request("POST", path_for("apps/v1", "Deployment", ns), body)
 

@@ -238,13 +238,15 @@ REJECTED: dict[str, Bad] = {
 
 
 def body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    full = {k: v for k, v in {"image": "nginx:1.27", **spec}.items() if v is not None}
-    return {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name}, "spec": full}
+    """The App, with the fields set to None left out (so a case can drop the image)."""
+    out = app(name, **spec)
+    out["spec"] = {k: v for k, v in out["spec"].items() if v is not None}
+    return out
 
 
 def refusal(case: str, bad: Bad, namespace: str) -> str | None:
     """None when kubectl refused the App naming the field and nothing was stored; else what went wrong."""
-    name = f"{bad.name}" if bad.name != "bad" else f"bad-{abs(hash(case)) % 10**8}"
+    name = bad.name if bad.name != "bad" else f"bad-{abs(hash(case)) % 10**8}"
     proc = apply(body(name, bad.spec), namespace, check=False)
     if proc.returncode == 0:
         kubectl("delete", "app", name, "-n", namespace, "--wait=false", check=False)
@@ -270,6 +272,7 @@ class Answer:
     says: str  # in its message
     where: str = "plain"  # the namespace: plain, quota (1 pod), limits (a limits.cpu quota), restricted (Pod Security)
     setup: Callable[[str], None] | None = field(default=None)
+    name: str | None = None  # the App's; else one made from the case
 
 
 def conflicting_service(ns: str) -> None:
@@ -303,7 +306,8 @@ ANSWERED: dict[str, Answer] = {
     "missing-config-map": Answer({"env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "absent",
                                                                                          "key": "k"}}}]},
                                  "Degraded", "ConfigMissing", "absent"),
-    "child-conflict": Answer({"ports": PORTS}, "Degraded", "ChildConflict", "Service taken", setup=conflicting_service),
+    "child-conflict": Answer({"ports": PORTS}, "Degraded", "ChildConflict", "Service taken", setup=conflicting_service,
+                             name="taken"),
     "unschedulable": Answer({"resources": {"requests": {"cpu": "500"}}}, "Degraded", "Unschedulable", "cpu"),
     "quota-exceeded": Answer({"replicas": 3, "resources": {"limits": {"cpu": "100m"}}}, "Degraded", "ReplicaFailure",
                              "exceeded quota", where="quota"),
@@ -344,13 +348,11 @@ def answered(name: str, ns: str, want: Answer) -> str | None:
 def test_every_accepted_bad_app_is_answered_while_healthy_ones_converge(operator: Operator, namespace: str) -> None:
     where = namespaces(namespace)
     try:
-        names = {case: f"x{i}-{case}"[:40].rstrip("-") for i, case in enumerate(ANSWERED)}
+        names = {case: want.name or f"x{i}-{case}"[:40].rstrip("-") for i, (case, want) in enumerate(ANSWERED.items())}
         for case, want in ANSWERED.items():
             if want.setup:
                 want.setup(where[want.where])
-            spec = {**want.spec, "ports": PORTS} if case == "child-conflict" else want.spec
-            apply(app(names[case] if case != "child-conflict" else "taken", **spec), where[want.where])
-        names["child-conflict"] = "taken"
+            apply(app(names[case], **want.spec), where[want.where])
         t0 = time.monotonic()
         for i in range(20):
             apply(app(f"ok-{i}", replicas=1, ports=PORTS), namespace)

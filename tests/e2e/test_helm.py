@@ -16,7 +16,7 @@ import pytest
 
 from appkeeper.kinds import rbac_rules
 
-from .conftest import ROOT, apply, get, kubectl, start_operator, stop_operator, wait_for
+from .conftest import ROOT, app, apply, get, kubectl, start_operator, stop_operator, wait_for
 from .test_operator import FULL, wait_ready
 
 CHART = ROOT / "charts" / "appkeeper"
@@ -184,9 +184,8 @@ def tenant(namespace: str, user: str, *rules: tuple[str, str, str]) -> None:
 
 
 def apply_as(user: str, namespace: str, name: str, **spec: object) -> subprocess.CompletedProcess[str]:
-    body = {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name},
-            "spec": {"image": "nginx:1.27", **spec}}
-    return kubectl("apply", "-n", namespace, f"--as={user}", "-f", "-", stdin=json.dumps(body), check=False)
+    return kubectl("apply", "-n", namespace, f"--as={user}", "-f", "-", stdin=json.dumps(app(name, **spec)),
+                   check=False)
 
 
 APPS = ("get,list,create,update,patch", "apps.appkeeper.dev")
@@ -243,24 +242,17 @@ def test_cluster_wide_the_policy_refuses_apps_in_kube_system_and_unlabelled_name
          "--set-string", "admissionPolicy.namespaceLabels.appkeeper-served=true", "--wait=false")
     try:
         def enforced() -> bool:
-            return "are not served in namespace" in apply(app_body(f"probe-{uuid.uuid4().hex[:6]}"), unserved,
+            return "are not served in namespace" in apply(app(f"probe-{uuid.uuid4().hex[:6]}"), unserved,
                                                           check=False).stderr
 
         wait_for("the admission policy in force", enforced, timeout=30)
         for ns in ("kube-system", unserved):
-            proc = kubectl("apply", "-n", ns, "-f", "-", check=False, stdin=json.dumps({
-                "apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": "web"},
-                "spec": {"image": "nginx:1.27"}}))
+            proc = apply(app("web"), ns, check=False)
             assert proc.returncode != 0
             assert f"Apps are not served in namespace {ns}" in proc.stderr
-        assert apply(app_body("web"), served).returncode == 0
+        assert apply(app("web"), served).returncode == 0
     finally:
         helm("uninstall", f"cw-{suffix}", "-n", system, "--wait", check=False)
         for ns in (system, served, unserved):
             kubectl("delete", "namespace", ns, "--wait=false", check=False)
         kubectl("delete", "app", "web", "-n", "kube-system", "--ignore-not-found", check=False)
-
-
-def app_body(name: str) -> dict[str, object]:
-    return {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "metadata": {"name": name},
-            "spec": {"image": "nginx:1.27"}}
