@@ -80,14 +80,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
-    election = run.add_argument_group("leader election (run several replicas; only the Lease holder writes)")
-    election.add_argument("--leader-elect", action="store_true", help="hold a coordination.k8s.io/v1 Lease")
-    election.add_argument("--leader-election-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
-                          help="the Lease's namespace (default: $POD_NAMESPACE, else default)")
-    election.add_argument("--leader-election-id", default="appkeeper", help="the Lease's name (default appkeeper)")
-    election.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
-    election.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
-    election.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    add_election_arguments(run)
     crds = sub.add_parser("crds", help="the App CRD this version ships")
     crds.add_argument("action", choices=["apply"], help="apply: server-side apply it and wait until it is served")
     crds.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
@@ -101,6 +94,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_election_arguments(run: argparse.ArgumentParser) -> None:
+    election = run.add_argument_group("leader election (run several replicas; only the Lease holder writes)")
+    election.add_argument("--leader-elect", action="store_true", help="hold a coordination.k8s.io/v1 Lease")
+    election.add_argument("--leader-election-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                          help="the Lease's namespace (default: $POD_NAMESPACE, else default)")
+    election.add_argument("--leader-election-id", default="appkeeper", help="the Lease's name (default appkeeper)")
+    election.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
+    election.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
+    election.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    election.add_argument("--shards", type=int, default=1,
+                          help="split the Apps into this many shards by a stable hash of namespace/name, each "
+                               "held through its own Lease (<id>-shard-<i>); every replica takes free shards, "
+                               "at most ceil(shards / live replicas), and reconciles only their Apps. Needs "
+                               "--leader-elect (default 1: one Lease for all)")
+
+
 def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
     if not args.leader_elect:
         return None
@@ -110,7 +119,10 @@ def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "run" and args.shards != 1 and (args.shards < 1 or not args.leader_elect):
+        p.error("--shards: needs --leader-elect, and a number of shards >= 1")
     if args.command == "crds":
         from .crds import apply_crds
 
@@ -128,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address)
     logging.getLogger("appkeeper").info(
-        "appkeeper %s starting: %s, %d workers", package_version(),
-        f"namespaces {', '.join(args.namespace)}" if args.namespace else "all namespaces", args.workers)
+        "appkeeper %s starting: %s, %d workers%s", package_version(),
+        f"namespaces {', '.join(args.namespace)}" if args.namespace else "all namespaces", args.workers,
+        f", {args.shards} shards" if args.shards > 1 else "")
     kube = Kube(load_configuration(args.kubeconfig), pool_size=2, timeout=10)
     while True:
         wait_for_crd(kube, health)
@@ -153,7 +166,8 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
     from . import handlers  # registers the kopf handlers
 
     options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,
-                               kubeconfig=args.kubeconfig, lease=lease_config(args))
+                               kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
+                               namespaces=list(args.namespace))
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,

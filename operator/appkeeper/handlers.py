@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +21,12 @@ from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
 from .health import Health
 from .kinds import WATCHED
-from .kube import ApiError, Kube, connection_fields, load_configuration
-from .leader import LeaderElector, LeaseConfig
+from .kube import ApiError, Kube, connection_fields, load_configuration, user_agent_for
+from .leader import LeaderElector, LeaseConfig, ShardElector
 from .reconcile import Reconciler, TransientError
+from .shards import Shards
 from .store import AppKey, Store, app_key
-from .verify import api_answers, verify
+from .verify import api_answers, fill, verify
 from .workqueue import WorkQueue, retry_delay, spread
 
 log = logging.getLogger("appkeeper")
@@ -39,6 +41,8 @@ class Options:
     max_backoff_seconds: float = 300.0
     kubeconfig: str | None = None
     lease: LeaseConfig | None = None  # set: only the Lease holder reconciles
+    shards: int = 1  # > 1 (with `lease`): the Apps are split into shards, each held through its own Lease
+    namespaces: list[str] = field(default_factory=list)  # watched; []: all
 
 
 @dataclass
@@ -53,6 +57,9 @@ class Runtime:
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     api_up: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while the API server is away
     elector: LeaderElector | None = None
+    shards: Shards | None = None  # sharding: the shards this process owns
+    shard_elector: ShardElector | None = None
+    unfilled: bool = False  # a shard was taken but listing its objects failed: try again next round
     health: Health | None = None  # told when this run stops, so /readyz stops saying "serving"
 
 
@@ -101,18 +108,26 @@ def configure(settings: kopf.OperatorSettings) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     rt = runtime(memo)
-    kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2)
+    lease = rt.options.lease
+    kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2,
+                user_agent=user_agent_for(lease.identity if lease else None))
     rt.reconciler = Reconciler(kube, rt.store)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
     rt.api_up.set()  # kopf has just listed through it
     rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
                 for i in range(rt.options.workers)]
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
-    if rt.options.lease is None:
+    if lease is None:
         rt.leading.set()
         metrics.LEADER.set(1)
+    elif rt.options.shards > 1:
+        rt.shards = Shards(rt.options.shards)
+        rt.store.accepts = rt.shards.accepts  # before the watches start: nothing is kept until a shard is held
+        rt.leading.set()  # each key is checked against the shards held
+        rt.shard_elector = ShardElector(kube, lease, rt.options.shards)
+        rt.tasks.append(asyncio.create_task(_lead_shards(rt, rt.shard_elector), name="shard-election"))
     else:
-        rt.elector = LeaderElector(kube, rt.options.lease)
+        rt.elector = LeaderElector(kube, lease)
         rt.tasks.append(asyncio.create_task(_lead(rt, rt.elector), name="leader-election"))
 
 
@@ -129,6 +144,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt.pool.shutdown(wait=False, cancel_futures=True)
     if rt.elector is not None:
         await asyncio.get_running_loop().run_in_executor(None, rt.elector.release)
+    if rt.shard_elector is not None:
+        await asyncio.get_running_loop().run_in_executor(None, rt.shard_elector.release_all)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -138,8 +155,8 @@ async def app_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     key = app_key(body)
     if event.get("type") == "DELETED":
         rt.store.drop_app(key)
-    else:
-        rt.store.put_app(body)
+    elif not rt.store.put_app(body):
+        return  # another shard's
     metrics.APPS.set(len(rt.store.app_keys()))
     rt.queue.add(key)
 
@@ -192,6 +209,63 @@ async def _lead(rt: Runtime, elector: LeaderElector) -> None:
         await asyncio.sleep(elector.cfg.retry)
 
 
+async def _lead_shards(rt: Runtime, elector: ShardElector) -> None:
+    """Each round: renew the shards held, take free ones up to our share (list their objects into
+    the store, then queue their Apps), hand over the extras once their reconciles have stopped."""
+    loop = asyncio.get_running_loop()
+    assert rt.shards is not None
+    assert rt.reconciler is not None
+    while True:
+        try:
+            done = await loop.run_in_executor(None, elector.round)
+        except ApiError as e:
+            log.warning("shard leases: %s", e)
+        else:
+            if done.lost:  # another replica holds what we thought ours: no write may follow
+                log.error("shards %s were taken by another replica: exiting", done.lost)
+                os._exit(1)
+            if done.taken:
+                rt.shards.owned.update(done.taken)
+                _shard_log("holds", done.taken, elector)
+                rt.unfilled = True
+            for shard in done.give:
+                await _hand_over(rt, elector, shard)
+            metrics.LEADER.set(1 if rt.shards.owned else 0)
+            metrics.SHARDS_HELD.set(len(rt.shards.owned))
+        if rt.unfilled:
+            try:
+                for key in await loop.run_in_executor(None, fill, rt.reconciler.deps.kube, rt.store,
+                                                      rt.options.namespaces):
+                    rt.queue.add(key)
+                rt.unfilled = False
+            except ApiError as e:
+                log.warning("could not list the objects of the shards taken: %s", e)
+        if elector.lost():
+            log.error("shard leases not renewed within %.0fs: exiting so a new process can take them",
+                      elector.cfg.renew_deadline)
+            os._exit(1)
+        await asyncio.sleep(elector.cfg.retry)
+
+
+async def _hand_over(rt: Runtime, elector: ShardElector, shard: int) -> None:
+    """Stop taking its Apps, wait for the reconciles of it that run, forget it, release its Lease."""
+    assert rt.shards is not None
+    assert rt.reconciler is not None
+    rt.shards.owned.discard(shard)
+    while rt.shards.running[shard]:
+        await asyncio.sleep(0.02)
+    for key in rt.store.keep_only(rt.shards.accepts):
+        rt.reconciler.forget(key)
+    _shard_log("gave up", [shard], elector)
+    await asyncio.get_running_loop().run_in_executor(None, elector.release, shard)
+
+
+def _shard_log(what: str, shards: list[int], elector: ShardElector) -> None:
+    """`at`: the wall-clock second, to the microsecond, that a test matches against the API server's audit log."""
+    log.info("%s %s shard(s) %s", elector.cfg.identity, what, ", ".join(map(str, shards)),
+             extra={"shards": shards, "shard_event": what, "at": time.time(), "identity": elector.cfg.identity})
+
+
 async def _worker(rt: Runtime) -> None:
     loop = asyncio.get_running_loop()
     assert rt.reconciler is not None
@@ -200,6 +274,13 @@ async def _worker(rt: Runtime) -> None:
         await rt.api_up.wait()  # nor does anyone while the API server is out of reach (_resync probes)
         key = await rt.queue.get()
         metrics.QUEUE_DEPTH.set(len(rt.queue))
+        shard = None
+        if rt.shards is not None:
+            if not rt.shards.accepts(key):  # its shard was handed over while it waited
+                rt.queue.done(key)
+                continue
+            shard = rt.shards.of(key)
+            rt.shards.running[shard] += 1  # checked and counted with no await between: a hand-over waits for it
         try:
             outcome = await loop.run_in_executor(rt.pool, rt.reconciler.reconcile, key)
         except (TransientError, ApiError) as e:
@@ -222,6 +303,8 @@ async def _worker(rt: Runtime) -> None:
                 rt.queue.add_after(key, outcome.requeue_after)
         finally:
             rt.queue.done(key)
+            if shard is not None and rt.shards is not None:
+                rt.shards.running[shard] -= 1
 
 
 def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None) -> int:

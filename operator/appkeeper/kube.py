@@ -84,9 +84,17 @@ def path_for(api_version: str, kind: str, namespace: str | None, name: str | Non
     return path
 
 
+def user_agent_for(identity: str | None = None) -> str:
+    """Ours; with the replica's identity when there are several, so the API server's audit log
+    tells their writes apart."""
+    return f"{MANAGER}/0.1" + (f" ({identity})" if identity else "")
+
+
 class Kube:
-    def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0) -> None:
+    def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0,
+                 user_agent: str = "") -> None:
         self.cfg = cfg
+        self.user_agent = user_agent or user_agent_for()
         self.host = cfg.host.rstrip("/")
         self.timeout = timeout
         kwargs: dict[str, Any] = {"maxsize": pool_size, "block": True}
@@ -100,7 +108,7 @@ class Kube:
         self.pool = urllib3.PoolManager(num_pools=2, **kwargs)
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": f"{MANAGER}/0.1"}
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         # Newer clients keep the token under "BearerToken", older ones under "authorization";
         # either may carry the "Bearer " prefix already. The hook refreshes rotated tokens.
         token = self.cfg.get_api_key_with_prefix("BearerToken", alias="authorization")

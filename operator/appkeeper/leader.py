@@ -7,6 +7,7 @@ clock from when it last saw the Lease change (so clock skew between machines doe
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Protocol
 
 from .api import Json
 from .kube import ApiError
+from .shards import ShardLease, plan
 
 log = logging.getLogger("appkeeper.leader")
 LEASE_API = "coordination.k8s.io/v1"
@@ -25,6 +27,11 @@ class LeaseApi(Protocol):
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None: ...
     def create(self, obj: Json) -> Json: ...
     def replace(self, obj: Json) -> Json: ...
+
+
+class ShardLeaseApi(LeaseApi, Protocol):
+    def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]: ...
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,23 @@ class LeaseConfig:
 
 def micro_time(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_body(cfg: LeaseConfig, name: str, old: Json | None, now: datetime,
+               labels: dict[str, str] | None = None) -> Json:
+    """The Lease `name` held by us from `now`: renewed if it was ours, acquired otherwise."""
+    spec = dict((old or {}).get("spec") or {})
+    mine = spec.get("holderIdentity") == cfg.identity
+    spec.update(holderIdentity=cfg.identity, leaseDurationSeconds=int(cfg.lease_duration), renewTime=micro_time(now))
+    if not mine:
+        spec["acquireTime"] = micro_time(now)
+        spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if old else 0)
+    meta: Json = {"name": name, "namespace": cfg.namespace}
+    if labels:
+        meta["labels"] = labels
+    if old is not None:
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]  # a concurrent writer gets a 409
+    return {"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec}
 
 
 class LeaderElector:
@@ -88,17 +112,7 @@ class LeaderElector:
         return True
 
     def _lease(self, old: Json | None, now: datetime) -> Json:
-        spec = dict((old or {}).get("spec") or {})
-        mine = spec.get("holderIdentity") == self.cfg.identity
-        spec.update(holderIdentity=self.cfg.identity, leaseDurationSeconds=int(self.cfg.lease_duration),
-                    renewTime=micro_time(now))
-        if not mine:
-            spec["acquireTime"] = micro_time(now)
-            spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if old else 0)
-        meta: Json = {"name": self.cfg.name, "namespace": self.cfg.namespace}
-        if old is not None:
-            meta["resourceVersion"] = old["metadata"]["resourceVersion"]  # a concurrent writer gets a 409
-        return {"apiVersion": LEASE_API, "kind": "Lease", "metadata": meta, "spec": spec}
+        return lease_body(self.cfg, self.cfg.name, old, now)
 
     def release(self) -> None:
         """On a clean shutdown, hand the Lease over at once instead of letting it expire."""
@@ -113,3 +127,125 @@ class LeaderElector:
         except ApiError as e:
             log.warning("could not release lease %s/%s: %s", self.cfg.namespace, self.cfg.name, e)
         self.leading = False
+
+
+LABEL_GROUP = "appkeeper.dev/lease-group"  # the shard and member Leases of one deployment of appkeeper
+LABEL_ROLE = "appkeeper.dev/lease-role"  # shard, or member (a replica saying it is alive)
+FORGET_MEMBER_AFTER = 4  # lease durations: a dead replica's member Lease is deleted after this long
+
+
+@dataclass(frozen=True)
+class Round:
+    taken: list[int]  # acquired in this round: fill the store, then reconcile
+    give: list[int]  # held beyond our share: stop reconciling, wait, then release()
+    lost: list[int]  # another replica holds it: stop at once
+
+
+class ShardElector:
+    """Holds some of N shard Leases (`<name>-shard-<i>`) and renews one member Lease
+    (`<name>-member-<hash>`) by which the replicas count each other. One LIST of the group's Leases
+    a round, then a PUT per Lease held or taken. Expiry is judged as LeaderElector judges it: by
+    our own clock, from when we saw the Lease last change."""
+
+    def __init__(self, kube: ShardLeaseApi, cfg: LeaseConfig, shards: int,
+                 clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.kube, self.cfg, self.shards = kube, cfg, shards
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.monotonic = monotonic
+        self.held: dict[int, float] = {}  # shard -> monotonic time of our last acquire or renew
+        self._seen: dict[str, tuple[str, float]] = {}  # Lease name -> (resourceVersion, when it changed)
+        digest = hashlib.blake2b(cfg.identity.encode(), digest_size=8).digest()
+        self.member = f"{cfg.name}-member-{digest.hex()[:10]}"
+        self.start = int.from_bytes(digest, "big") % shards
+
+    def shard_lease(self, shard: int) -> str:
+        return f"{self.cfg.name}-shard-{shard}"
+
+    def round(self) -> Round:
+        """Renew what we hold, take what is free up to our share, say what to give back."""
+        listed = {o["metadata"]["name"]: o for o in
+                  self.kube.list(LEASE_API, "Lease", self.cfg.namespace, f"{LABEL_GROUP}={self.cfg.name}")}
+        now = self.monotonic()
+        for name, lease in listed.items():
+            rv = lease["metadata"]["resourceVersion"]
+            if name not in self._seen or self._seen[name][0] != rv:
+                self._seen[name] = (rv, now)
+        for name in [n for n in self._seen if n not in listed]:
+            del self._seen[name]
+        self._write(self.member, listed.get(self.member), "member")
+        live = 1 + sum(1 for name, lease in listed.items()
+                       if name != self.member and _role(lease) == "member" and not self._expired(lease, now))
+        self._forget_dead_members(listed, now)
+        leases = {i: ShardLease(str((found.get("spec") or {}).get("holderIdentity") or ""), self._expired(found, now))
+                  for i in range(self.shards) if (found := listed.get(self.shard_lease(i))) is not None}
+        decided = plan(self.shards, self.cfg.identity, set(self.held), leases, live, self.start)
+        for i in decided.lost:
+            del self.held[i]
+        for i in decided.keep + decided.give:  # a shard being given back is renewed until it is released
+            if self._write(self.shard_lease(i), listed.get(self.shard_lease(i)), "shard"):
+                self.held[i] = self.monotonic()
+        taken = [i for i in decided.take if self._write(self.shard_lease(i), listed.get(self.shard_lease(i)), "shard")]
+        for i in taken:
+            self.held[i] = self.monotonic()
+        return Round(taken, decided.give, decided.lost)
+
+    def lost(self) -> bool:
+        """A shard not renewed within the renew deadline: no write may follow (the process exits)."""
+        now = self.monotonic()
+        return any(now - renewed > self.cfg.renew_deadline for renewed in self.held.values())
+
+    def release(self, shard: int) -> None:
+        """Hands one shard over at once (its reconciles have stopped)."""
+        self.held.pop(shard, None)
+        self._hand_over(self.shard_lease(shard))
+
+    def release_all(self) -> None:
+        for shard in list(self.held):
+            self.release(shard)
+        try:
+            self.kube.delete(LEASE_API, "Lease", self.cfg.namespace, self.member)
+        except ApiError as e:
+            log.warning("could not delete lease %s/%s: %s", self.cfg.namespace, self.member, e)
+
+    def _expired(self, lease: Json, now: float) -> bool:
+        seen = self._seen.get(lease["metadata"]["name"])
+        duration = float((lease.get("spec") or {}).get("leaseDurationSeconds") or self.cfg.lease_duration)
+        return seen is None or now - seen[1] > duration
+
+    def _write(self, name: str, old: Json | None, role: str) -> bool:
+        """Create or renew (acquire, if it was not ours) the Lease `name`; False if another got it first."""
+        body = lease_body(self.cfg, name, old, self.clock(), {LABEL_GROUP: self.cfg.name, LABEL_ROLE: role})
+        try:
+            if old is None:
+                self.kube.create(body)
+            else:
+                self.kube.replace(body)
+        except ApiError as e:
+            if e.status != 409:
+                log.warning("lease %s/%s: %s", self.cfg.namespace, name, e)
+            return False
+        return True
+
+    def _hand_over(self, name: str) -> None:
+        try:
+            lease = self.kube.get(LEASE_API, "Lease", self.cfg.namespace, name)
+            if lease and (lease.get("spec") or {}).get("holderIdentity") == self.cfg.identity:
+                body = lease_body(self.cfg, name, lease, self.clock(), lease["metadata"].get("labels"))
+                body["spec"].update(holderIdentity="", leaseDurationSeconds=1)
+                self.kube.replace(body)
+        except ApiError as e:
+            log.warning("could not release lease %s/%s: %s", self.cfg.namespace, name, e)
+
+    def _forget_dead_members(self, listed: dict[str, Json], now: float) -> None:
+        for name, lease in listed.items():
+            seen = self._seen[name]
+            if _role(lease) == "member" and name != self.member \
+                    and now - seen[1] > FORGET_MEMBER_AFTER * self.cfg.lease_duration:
+                try:
+                    self.kube.delete(LEASE_API, "Lease", self.cfg.namespace, name, lease["metadata"].get("uid"))
+                except ApiError as e:
+                    log.info("could not delete the dead replica's lease %s: %s", name, e)
+
+
+def _role(lease: Json) -> str:
+    return str((lease["metadata"].get("labels") or {}).get(LABEL_ROLE) or "")

@@ -21,3 +21,4 @@ STATUS_PATCHES = Counter("appkeeper_status_patches_total", "App status patches w
 APPS = Gauge("appkeeper_apps", "Apps the operator watches")
 QUEUE_DEPTH = Gauge("appkeeper_queue_depth", "Apps waiting for a reconcile")
 LEADER = Gauge("appkeeper_leader", "1 while this process holds the leader Lease (or runs without election)")
+SHARDS_HELD = Gauge("appkeeper_shards_held", "Shards whose Lease this process holds (run with --shards)")

@@ -128,22 +128,32 @@ class ConfigSources:
             return users
 
 
+def _everything(_: AppKey) -> bool:
+    return True
+
+
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, accepts: Callable[[AppKey], bool] = _everything) -> None:
         self._lock = threading.Lock()
+        # Which Apps this process keeps (sharding: its shards' only); the others' events are ignored.
+        self.accepts = accepts
         self.configs = ConfigSources()
         self._apps: dict[AppKey, Json] = {}
         self._children: dict[AppKey, dict[ChildKey, Json]] = {}
         self._pods: dict[AppKey, dict[str, Json]] = {}
 
     # Apps
-    def put_app(self, body: Json) -> None:
-        """Keeps the newer of what we have and `body` (our own status patch may be ahead of the watch)."""
+    def put_app(self, body: Json) -> bool:
+        """Keeps the newer of what we have and `body` (our own status patch may be ahead of the watch).
+        False: not one of this process's Apps."""
         key = app_key(body)
+        if not self.accepts(key):
+            return False
         body = slim(body)
         with self._lock:
             if _newer(body, self._apps.get(key)):
                 self._apps[key] = body
+        return True
 
     def drop_app(self, key: AppKey) -> None:
         self.configs.use(key, set())
@@ -174,7 +184,7 @@ class Store:
 
     def _put(self, table: dict[AppKey, dict[Any, Json]], key: Any, obj: Json) -> AppKey | None:
         owner = owner_of(obj)
-        if owner is None:
+        if owner is None or not self.accepts(owner):
             return None
         obj = slim(obj)
         with self._lock:
@@ -203,7 +213,7 @@ class Store:
         fresh: dict[AppKey, dict[Any, Json]] = {}
         for obj in listed:
             owner = owner_of(obj)
-            if owner is not None:
+            if owner is not None and self.accepts(owner):
                 name = obj["metadata"]["name"]
                 fresh.setdefault(owner, {})[name if pods else (kind, name)] = slim(obj)
         changed: set[AppKey] = set()
@@ -223,11 +233,25 @@ class Store:
         """The same for Apps: those gone from a fresh list of `namespace` are dropped (returned)."""
         names = {app_key(o) for o in listed}
         for obj in listed:
-            self.put_app(obj)
+            self.put_app(obj)  # what this process does not keep is not put
         with self._lock:
             gone = {k for k in self._apps if k[0] == namespace and k not in names}
             for key in gone:
                 del self._apps[key]
+        return gone
+
+    def keep_only(self, keep: Callable[[AppKey], bool]) -> list[AppKey]:
+        """Forgets every App (and its children and pods) `keep` rejects, e.g. a shard handed over;
+        returns the Apps forgotten."""
+        with self._lock:
+            gone = [k for k in self._apps if not keep(k)]
+            for key in gone:
+                del self._apps[key]
+            for table in (self._children, self._pods):
+                for key in [k for k in table if not keep(k)]:
+                    del table[key]
+        for key in gone:
+            self.configs.use(key, set())
         return gone
 
     def namespaces(self) -> set[str]:

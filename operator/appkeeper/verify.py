@@ -52,3 +52,22 @@ def api_answers(kube: Kube) -> bool:
     except Exception:
         return False
     return True
+
+
+def fill(kube: Kube, store: Store, namespaces: list[str]) -> set[AppKey]:
+    """Lists the Apps and every watched kind in `namespaces` ([]: all) into the store, which keeps
+    what it accepts: a shard just taken had its objects ignored by our watches until now. Returns
+    the Apps put. Raises ApiError."""
+    apps: set[AppKey] = set()
+    app = BY_KIND["App"]
+    for namespace in namespaces or [""]:
+        for obj in typed(kube.list(app.api_version, "App", namespace, ""), "App", app.api_version):
+            if store.put_app(obj):
+                apps.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+        for kind in WATCHED:
+            for obj in typed(kube.list(kind.api_version, kind.kind, namespace, LABEL_APP), kind.kind, kind.api_version):
+                if kind.kind == "Pod":
+                    store.put_pod(obj)
+                else:
+                    store.put_child(obj)
+    return apps
