@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench bench-scale chart-check
+.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ demo-down: ## stop the demo's operator and the local cluster
 bench: venv ## side by side (ceiling, appkeeper, the kopf peer, KCM; 1,000 Apps x 3), then latencies and steady state
 	$(PY) bench/compare.py --apps 1000 --runs 3
 	$(PY) bench/operator_bench.py
+
+bench-shards: venv ## sharding: 1, 2 and 3 replicas over 6 shards, 1,000 Apps x 3 (bench/shards.json)
+	$(PY) bench/shards.py --apps 1000 --runs 3
 
 bench-scale: venv ## the 10,000-App run: the ceiling and appkeeper, then 4 idle minutes with one resync (bench/compare-10000.json)
 	$(PY) bench/compare.py --apps 10000 --runs 1 --parties ceiling,appkeeper --resync-seconds 240 --steady-seconds 240 --out bench/compare-10000.json

@@ -351,11 +351,12 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(result: dict[str, Any], path: Path) -> None:
-    """Replaces the block between the markers in bench/results.md (named after the --out file)."""
+def write_results(result: dict[str, Any], path: Path, table: str | None = None) -> None:
+    """Replaces the block between the markers in bench/results.md (named after the --out file) with
+    `table` (default: this benchmark's)."""
     begin, end = f"<!-- {Path(result['out']).name}:begin -->", f"<!-- {Path(result['out']).name}:end -->"
     text = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{render(result)}{end}"
+    block = f"{begin}\n{table or render(result)}{end}"
     if begin in text and end in text:
         text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
     else:

@@ -50,6 +50,23 @@ KWOK_PROCESSES = tuple(f"kwok-{i}" for i in range(NODE_COUNT))
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", *KWOK_PROCESSES,
                  "metrics-server")
 SERVICE_CIDR = realnode.SERVICE_CIDR
+AUDIT_LOG = STATE / "logs" / "audit.log"
+# What the API server records of the admin's writes (kubectl, and operators the tests run with the
+# admin kubeconfig) to Apps, workloads and Services: who wrote which object when, by User-Agent.
+# The sharding chaos test reads it to prove that no App was written by two replicas at once.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: [kubernetes-admin]
+    verbs: [create, update, patch, delete]
+    resources:
+      - {group: appkeeper.dev, resources: [apps, apps/status]}
+      - {group: apps, resources: [deployments, statefulsets]}
+      - {group: "", resources: [services]}
+  - level: None
+"""
 CONTAINERD_ROOT = CACHE / "realnode" / "containerd"  # kept between runs: imported images stay
 
 
@@ -394,6 +411,12 @@ def node_ready(bins: Path, name: str) -> bool:
     return proc.stdout.strip() == "True"
 
 
+def audit_policy() -> Path:
+    path = STATE / "audit-policy.yaml"
+    path.write_text(AUDIT_POLICY)
+    return path
+
+
 def start_processes(bins: Path, ports: Ports, pki: Path, server: str, host: str) -> None:
     for port in ports.all():
         if port_open(port):
@@ -436,6 +459,8 @@ def start_processes(bins: Path, ports: Ports, pki: Path, server: str, host: str)
         f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
         # Route to Services, not endpoints: the metrics-server Service is an ExternalName for this host.
         "--enable-aggregator-routing=false",
+        f"--audit-policy-file={audit_policy()}", f"--audit-log-path={AUDIT_LOG}",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--audit-log-format=json",
     ])
     wait_for("kube-apiserver /readyz", lambda: api_ready(server, pki), 60, "kube-apiserver")
     start("kube-controller-manager", [

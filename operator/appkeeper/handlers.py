@@ -12,6 +12,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import kopf
@@ -140,12 +141,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for task in rt.tasks:
         task.cancel()
     await asyncio.gather(*rt.tasks, return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    handing_over = rt.elector is not None or rt.shard_elector is not None
     if rt.pool is not None:
-        rt.pool.shutdown(wait=False, cancel_futures=True)
+        # A Lease handed over while a reconcile still writes would let two replicas write one App.
+        await loop.run_in_executor(None, partial(rt.pool.shutdown, wait=handing_over, cancel_futures=True))
     if rt.elector is not None:
-        await asyncio.get_running_loop().run_in_executor(None, rt.elector.release)
+        await loop.run_in_executor(None, rt.elector.release)
     if rt.shard_elector is not None:
-        await asyncio.get_running_loop().run_in_executor(None, rt.shard_elector.release_all)
+        await loop.run_in_executor(None, rt.shard_elector.release_all)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

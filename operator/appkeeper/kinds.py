@@ -97,8 +97,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("Event", "v1", "events", ("create", "patch", "list")),
     # The namespace's pod-security.kubernetes.io/enforce label picks the default security profile.
     Kind("Namespace", "v1", "namespaces", ("get",), cluster_scoped=True),
-    # Leader election, in the operator's own namespace.
-    Kind("Lease", "coordination.k8s.io/v1", "leases", ("get", "create", "update"), own_namespace=True),
+    # Leader election and shards, in the operator's own namespace (list: shard Leases by label;
+    # delete: a replica's member Lease when it stops, or a dead one's).
+    Kind("Lease", "coordination.k8s.io/v1", "leases", ("get", "list", "create", "update", "delete"),
+         own_namespace=True),
     # The App itself (its watch is registered on its own).
     Kind("App", API_VERSION, PLURAL, ("get", "list", "watch", "patch")),
 )

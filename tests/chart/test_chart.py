@@ -93,7 +93,21 @@ def test_chart_rbac_is_exactly_what_the_kinds_table_needs(values: str, kind: str
     assert role["metadata"]["namespace"] == "appkeeper-system"
     named = [r for r in role["rules"] if "get" in r["verbs"]]
     assert named == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                      "resourceNames": ["appkeeper"], "verbs": ["get", "update"]}]
+                      "resourceNames": ["appkeeper"], "verbs": ["get", "update", "delete"]}]
+
+
+def test_shards_are_passed_on_and_their_leases_granted() -> None:
+    docs = [d for d in yaml.safe_load_all(helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3",
+                                               "--namespace", "appkeeper-system", "--set", "shards=6").stdout) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert "--shards=6" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    [role] = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader-election")]
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+            "verbs": ["get", "update", "delete"]} in role["rules"]  # member Leases are named after the pods
+    alone = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "shards=6",
+                 "--set", "leaderElection.enabled=false", "--set", "replicas=1", check=False)
+    assert alone.returncode != 0
+    assert "shards > 1 needs leaderElection.enabled" in alone.stderr
 
 
 def test_two_replicas_elect_a_leader_by_default() -> None:
