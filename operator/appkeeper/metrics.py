@@ -22,3 +22,5 @@ APPS = Gauge("appkeeper_apps", "Apps the operator watches")
 QUEUE_DEPTH = Gauge("appkeeper_queue_depth", "Apps waiting for a reconcile")
 LEADER = Gauge("appkeeper_leader", "1 while this process holds the leader Lease (or runs without election)")
 SHARDS_HELD = Gauge("appkeeper_shards_held", "Shards whose Lease this process holds (run with --shards)")
+RECONCILES_SETTLED = Counter("appkeeper_reconciles_settled_total",
+                             "Reconciles answered at once: the same inputs as the last one that changed nothing")

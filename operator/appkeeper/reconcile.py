@@ -42,11 +42,15 @@ class Reconciler:
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
         self.rollbacks = Rollbacks()
         self.profiles = Profiles()
+        # Per App, the inputs of its last reconcile that changed nothing and asked for no come-back:
+        # the same inputs again (a resync, a repeated event) are answered without rebuilding.
+        self.settled: dict[AppKey, tuple[object, ...]] = {}
 
     def forget(self, key: AppKey) -> None:
         for k in [k for k in self.deps.applied if k[0] == key]:
             del self.deps.applied[k]
         self.rollbacks.forget(key)
+        self.settled.pop(key, None)
 
     def reconcile(self, key: AppKey) -> Outcome:
         """The one entry point: reconcile the App at `key` as the store holds it."""
@@ -54,11 +58,23 @@ class Reconciler:
         if body is None:
             self.forget(key)
             return Outcome()
+        inputs = self._inputs(key)
+        if inputs is not None and self.settled.get(key) == inputs:
+            metrics.RECONCILES_SETTLED.inc()
+            return Outcome()
+        self.settled.pop(key, None)
         started = time.monotonic()
         try:
-            return self._reconcile(body)
+            outcome = self._reconcile(body)
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        if outcome.requeue_after is None and inputs is not None and self._inputs(key) == inputs:
+            self.settled[key] = inputs  # a fixed point: nothing written, nothing timed
+        return outcome
+
+    def _inputs(self, key: AppKey) -> tuple[object, ...] | None:
+        held = self.deps.store.inputs(key)  # and the namespace's Pod Security profile, which is not watched
+        return None if held is None else (*held, self.profiles.enforced(self.deps.kube, key[0]))
 
     def _reconcile(self, body: Json) -> Outcome:
         now = self.clock()
@@ -73,7 +89,7 @@ class Reconciler:
             claims.drop_old_finalizer(self.deps, app, body)
             return Outcome()
         # 3. Converge the children (unless paused), judge the pods, and write status once.
-        obs = self._observe(app, now)
+        obs = _observe(app, now)
         outcome = Outcome()
         if app.spec.paused:
             observed = self.deps.store.children((app.namespace, app.name))
@@ -107,12 +123,6 @@ class Reconciler:
             self._write_status(key[0], key[1], old, new)
         except (TransientError, ApiError) as e:
             log.warning("could not write the failure of %s/%s to its status: %s", *key, e)
-
-    def _observe(self, app: App, now: datetime) -> Observed:
-        _, window = scheduled_minimum(app.spec, now)
-        return Observed(name=app.name, namespace=app.namespace, generation=app.generation,
-                        old_status=app.status, now=now, spec=app.spec, replicas=workload_replicas(app.spec, now),
-                        active_schedule=window.name if window else None)
 
     def _converge(self, app: App, obs: Observed, outcome: Outcome, now: datetime) -> None:
         key = (app.namespace, app.name)
@@ -175,6 +185,13 @@ class Reconciler:
             raise TransientError(str(e)) from e
         metrics.STATUS_PATCHES.inc()
         self.deps.store.put_app(result)
+
+
+def _observe(app: App, now: datetime) -> Observed:
+    _, window = scheduled_minimum(app.spec, now)
+    return Observed(name=app.name, namespace=app.namespace, generation=app.generation,
+                    old_status=app.status, now=now, spec=app.spec, replicas=workload_replicas(app.spec, now),
+                    active_schedule=window.name if window else None)
 
 
 def _failed_create(kube: Kube, workload: Json | None, outcome: Outcome) -> Problem | None:

@@ -21,17 +21,19 @@ class Profiles:
         self._cache: dict[str, tuple[str, float]] = {}
 
     def profile(self, kube: Kube, app: App) -> str:
-        if app.spec.pod.security_profile:
-            return app.spec.pod.security_profile
+        return app.spec.pod.security_profile or self.enforced(kube, app.namespace)
+
+    def enforced(self, kube: Kube, namespace: str) -> str:
+        """The namespace's enforced standard, as far as the pods' build cares (cached for a minute)."""
         now = self.clock()
-        hit = self._cache.get(app.namespace)
+        hit = self._cache.get(namespace)
         if hit is not None and now - hit[1] < TTL_SECONDS:
             return hit[0]
         try:
-            namespace = kube.get("v1", "Namespace", "", app.namespace)
+            found_ns = kube.get("v1", "Namespace", "", namespace)
         except ApiError:
-            namespace = None  # forbidden (namespaced mode) or unreachable: the lesser standard
-        labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+            found_ns = None  # forbidden (namespaced mode) or unreachable: the lesser standard
+        labels = ((found_ns or {}).get("metadata") or {}).get("labels") or {}
         found = "restricted" if labels.get(ENFORCE) == "restricted" else "baseline"
-        self._cache[app.namespace] = (found, now)
+        self._cache[namespace] = (found, now)
         return found

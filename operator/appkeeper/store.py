@@ -94,6 +94,12 @@ class ConfigSources:
             if names:
                 self._uses[app] = set(names)
 
+    def state(self, app: AppKey) -> tuple[tuple[str, int | None, bool], ...]:
+        """What `app`'s reconcile reads of its ConfigMaps: (name, resourceVersion, a change pending)."""
+        with self._lock:
+            return tuple((name, None if (obj := self._objects.get((app[0], name))) is None else _rv(obj),
+                          (app[0], name) in self._pending) for name in sorted(self._uses.get(app, ())))
+
     def known(self, namespace: str, name: str) -> tuple[bool, Json | None, float | None]:
         """(read before, the object, seconds until a pending change takes effect)."""
         key, now = (namespace, name), self.clock()
@@ -253,6 +259,18 @@ class Store:
         for key in gone:
             self.configs.use(key, set())
         return gone
+
+    def inputs(self, key: AppKey) -> tuple[object, ...] | None:
+        """Everything of the store a reconcile of `key` reads, by resourceVersion: equal inputs, equal
+        decisions. None: the App is not here."""
+        with self._lock:
+            app = self._apps.get(key)
+            if app is None:
+                return None
+            children = tuple(sorted((k, _rv(o)) for k, o in self._children.get(key, {}).items()))
+            pods = tuple(sorted((k, _rv(o)) for k, o in self._pods.get(key, {}).items()))
+            stamp = (app["metadata"].get("uid"), _rv(app))
+        return stamp, children, pods, self.configs.state(key)
 
     def namespaces(self) -> set[str]:
         with self._lock:

@@ -3,6 +3,7 @@ snapshots, a change rolls, snapshots are pruned, a missing ConfigMap is said, a 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -28,8 +29,8 @@ def set_config(w: World, mode: str) -> None:
         w.kube.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": NS},
                        "data": {"mode": mode}})
     else:
-        held["data"] = {"mode": mode}
-    w.store.configs.put(NS, "settings", w.kube.obj("ConfigMap", NS, "settings"))
+        w.kube.edit("ConfigMap", NS, "settings", ["data"], {"mode": mode})
+    w.store.configs.put(NS, "settings", copy.deepcopy(w.kube.obj("ConfigMap", NS, "settings")))
     w.store.configs.debounce = w.store.configs.max_wait = 0
 
 

@@ -43,8 +43,7 @@ class World:
         if held is None:
             del body["metadata"]["uid"], body["metadata"]["resourceVersion"]
             return self.kube.add(body)
-        held["spec"] = body["spec"]
-        held["metadata"]["generation"] += 1
+        self.kube.edit("App", NS, name, ["spec"], body["spec"])  # a new resourceVersion and generation
         return held
 
     def reconcile(self, name: str = "shop", watch_before: bool = True, watch_after: bool = True) -> Any:
@@ -612,3 +611,34 @@ def test_without_a_label_the_pods_are_built_for_baseline(w: World) -> None:
     w.reconcile()
     spec = w.child("Deployment")["spec"]["template"]["spec"]
     assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_the_same_inputs_again_are_answered_without_rebuilding(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import appkeeper.reconcile as reconcile
+
+    builds: list[str] = []
+    real = reconcile.build_children
+    monkeypatch.setattr(reconcile, "build_children", lambda app, *a: builds.append(app.name) or real(app, *a))
+    w.put_app(**WEB)
+    w.reconcile()
+    w.reconcile()  # sees its own writes through the watch: nothing to do, nothing timed
+    assert (NS, "shop") in w.reconciler.settled
+    built = len(builds)
+    for _ in range(3):  # resyncs
+        w.reconcile()
+    assert len(builds) == built
+    assert w.kube.calls == []
+    w.kube.remove("Service", NS, "shop")  # new inputs: a whole reconcile, and the repair
+    w.reconcile()
+    assert len(builds) == built + 1
+    assert w.kube.obj("Service", NS, "shop") is not None
+    w.put_app(**dict(WEB, replicas=3))  # so is a spec change
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["replicas"] == 3
+
+
+def test_an_app_that_asked_to_come_back_is_never_answered_from_memory(w: World) -> None:
+    w.put_app(**dict(WEB, schedules=[{"name": "day", "start": "0 8 * * *", "end": "0 18 * * *", "replicas": 5}]))
+    for _ in range(3):
+        assert w.reconcile().requeue_after is not None
+    assert (NS, "shop") not in w.reconciler.settled
