@@ -222,8 +222,8 @@ async def _lead_shards(rt: Runtime, elector: ShardElector) -> None:
     while True:
         try:
             done = await loop.run_in_executor(None, elector.round)
-        except ApiError as e:
-            log.warning("shard leases: %s", e)
+        except Exception as e:  # whatever it was, the renew deadline below still holds
+            log.warning("shard leases: %s: %s", type(e).__name__, e)
         else:
             if done.lost:  # another replica holds what we thought ours: no write may follow
                 log.error("shards %s were taken by another replica: exiting", done.lost)
