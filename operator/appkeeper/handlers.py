@@ -248,7 +248,7 @@ async def _lead_shards(rt: Runtime, elector: ShardElector) -> None:
             log.error("shard leases not renewed within %.0fs: exiting so a new process can take them",
                       elector.cfg.renew_deadline)
             os._exit(1)
-        await asyncio.sleep(elector.cfg.retry)
+        await asyncio.sleep(elector.pause())
 
 
 async def _hand_over(rt: Runtime, elector: ShardElector, shard: int) -> None:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .api import Json
 from .kube import ApiError
-from .shards import ShardLease, plan
+from .shards import ShardLease, limit, plan
 
 log = logging.getLogger("appkeeper.leader")
 LEASE_API = "coordination.k8s.io/v1"
@@ -153,6 +153,7 @@ class ShardElector:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.held: dict[int, float] = {}  # shard -> monotonic time of our last acquire or renew
+        self.next_expiry: float | None = None  # when a shard we have room for expires (monotonic)
         self._seen: dict[str, tuple[str, float]] = {}  # Lease name -> (resourceVersion, when it changed)
         digest = hashlib.blake2b(cfg.identity.encode(), digest_size=8).digest()
         self.member = f"{cfg.name}-member-{digest.hex()[:10]}"
@@ -179,6 +180,10 @@ class ShardElector:
         leases = {i: ShardLease(str((found.get("spec") or {}).get("holderIdentity") or ""), self._expired(found, now))
                   for i in range(self.shards) if (found := listed.get(self.shard_lease(i))) is not None}
         decided = plan(self.shards, self.cfg.identity, set(self.held), leases, live, self.start)
+        room = len(self.held) - len(decided.lost) + len(decided.take) < limit(self.shards, live)
+        expiries = [self._seen[self.shard_lease(i)][1] + self.cfg.lease_duration for i, lease in leases.items()
+                    if room and lease.holder and lease.holder != self.cfg.identity and not lease.expired]
+        self.next_expiry = min(expiries, default=None)
         for i in decided.lost:
             del self.held[i]
         for i in decided.keep + decided.give:  # a shard being given back is renewed until it is released
@@ -188,6 +193,13 @@ class ShardElector:
         for i in taken:
             self.held[i] = self.monotonic()
         return Round(taken, decided.give, decided.lost)
+
+    def pause(self) -> float:
+        """Seconds until the next round: the retry period, or less when a shard we have room for
+        is about to expire, so that it is taken as soon as it may be."""
+        if self.next_expiry is None:
+            return self.cfg.retry
+        return max(0.1, min(self.cfg.retry, self.next_expiry - self.monotonic() + 0.05))
 
     def lost(self) -> bool:
         """A shard not renewed within the renew deadline: no write may follow (the process exits)."""

@@ -166,3 +166,29 @@ def test_the_command_line_needs_leader_election_for_shards() -> None:
         cli.main(["run", "--shards=3"])
     args = cli.parser().parse_args(["run", "--leader-elect", "--shards=6"])
     assert args.shards == 6
+
+
+def test_a_replica_with_room_looks_again_when_a_shard_is_due_to_expire() -> None:
+    kube, clock = FakeKube(), Clock()
+    e = electors(kube, clock, "a", "b")
+    run_round(e["a"])  # a takes all six, then dies before it sees b
+    run_round(e["b"])  # b has room for three, none free: it waits for a's Leases to expire
+    assert e["b"].pause() == 2.0
+    clock.t += 14
+    run_round(e["b"])
+    assert e["b"].pause() == pytest.approx(1.05)  # looks again just after the expiry, not a whole retry later
+    clock.t += e["b"].pause()
+    run_round(e["b"])
+    assert holders(kube) == {"b": 6}
+    assert e["b"].pause() == 2.0  # full
+
+
+def test_a_full_replica_keeps_the_retry_period() -> None:
+    kube, clock = FakeKube(), Clock()
+    e = electors(kube, clock, "a", "b")
+    for _ in range(3):
+        clock.t += 2
+        run_round(e["a"])
+        run_round(e["b"])
+    assert holders(kube) == {"a": 3, "b": 3}
+    assert e["a"].pause() == e["b"].pause() == 2.0

@@ -1,4 +1,4 @@
-"""Chaos (g): three replicas share six shards; one is killed mid-burst. Its shards are taken once
+"""Chaos (h): three replicas share six shards; one is killed mid-burst. Its shards are taken once
 their Leases expire, every App converges, and the API server's audit log shows that no App was
 written by two replicas at once: each write falls inside its writer's tenure of the App's shard
 (from the replicas' logs), and tenures of one shard never overlap."""
@@ -95,7 +95,7 @@ def test_three_replicas_share_six_shards_and_take_over_a_killed_ones(ns: str, tm
         wait_for("its shards taken", lambda: holders(ns) == {"one": 3, "three": 3}, timeout=60, interval=0.5)
         takeover = time.monotonic() - t0
         wait_for("300 Apps Ready", lambda: converged(ns, 300), timeout=240, interval=1)
-        print(f"chaos(g): 3 replicas, {SHARDS} shards, one SIGKILLed mid-burst: its shards taken {takeover:.1f}s "
+        print(f"chaos(h): 3 replicas, {SHARDS} shards, one SIGKILLed mid-burst: its shards taken {takeover:.1f}s "
               f"after (lease {LEASE_SECONDS}s, retry {RETRY_SECONDS}s); all 300 Ready "
               f"{time.monotonic() - t0:.1f}s after the kill")
         assert takeover <= LEASE_SECONDS + 2 * RETRY_SECONDS + 1
@@ -123,6 +123,6 @@ def test_three_replicas_share_six_shards_and_take_over_a_killed_ones(ns: str, tm
         assert not others, f"{identity}'s write of {name} overlaps {others}"
         writers.setdefault(name, set()).add(identity)
     assert {n for n in names if n in writers} == set(names)  # every App's writes were checked
-    print(f"chaos(g): {len(writes)} writes by the replicas checked against {len(held)} shard tenures; "
+    print(f"chaos(h): {len(writes)} writes by the replicas checked against {len(held)} shard tenures; "
           f"{sum(len(w) > 1 for w in writers.values())} Apps written by two replicas one after the other, "
           "none at once")
