@@ -217,7 +217,40 @@ def start_peer(ns: str, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the peer did not start: {log.read_text()[-2000:]}")
 
 
-def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, resync: int = 3600) -> dict[str, Any]:
+def repairs(kube: Kube, ns: str, n: int) -> dict[str, Any]:
+    """With every App there: delete n Deployments one at a time, and time each until a watch of
+    ours sees a new one (another uid) by that name. p50/p99/max in ms."""
+    uids: dict[str, str] = {}
+    cond = threading.Condition()
+
+    def follow() -> None:
+        for event in watch_events(kube, path_for("apps/v1", "Deployment", ns)):
+            with cond:
+                if event["type"] != "DELETED":
+                    uids[event["object"]["metadata"]["name"]] = event["object"]["metadata"]["uid"]
+                cond.notify_all()
+
+    threading.Thread(target=follow, daemon=True).start()
+    with cond:
+        cond.wait_for(lambda: len(uids) >= n, 60)
+    took = []
+    for i in range(n):
+        name = f"a{i}"
+        with cond:
+            old = uids[name]
+        t0 = time.monotonic()
+        kube.delete("apps/v1", "Deployment", ns, name)
+        with cond:
+            if not cond.wait_for(lambda nm=name, u=old: uids.get(nm, u) != u, 30):
+                raise TimeoutError(f"Deployment {name} was not put back in 30 s")
+        took.append((time.monotonic() - t0) * 1000)
+    took.sort()
+    return {"repairs": n, "repair_ms_p50": round(statistics.median(took), 1),
+            "repair_ms_p99": round(took[min(n - 1, round(0.99 * (n - 1)))], 1), "repair_ms_max": round(took[-1], 1)}
+
+
+def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, resync: int = 3600,
+          repair: int = 0) -> dict[str, Any]:
     ns = f"cmp-{party}-{run}-{uuid.uuid4().hex[:4]}"
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     proc: Any = None
@@ -251,6 +284,8 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, 
         requests = counted(before, after) - client
         rss_after = round(rss_mib(pid), 1) if pid else None
         quiet = idle(kube, pid, steady) if steady and party == "appkeeper" else {}
+        if repair and party == "appkeeper":
+            quiet.update(repairs(kube, ns, repair))
         row = {**quiet, "party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
                 "ms_per_app": round(elapsed * 1000 / n, 2),
                 "cpu_s_per_app_ms": round((cpu1 - cpu0) * 1000 / n, 2) if pid else None,
@@ -346,6 +381,15 @@ def render(result: dict[str, Any]) -> str:
                           f"inside (run {r['run']}): appkeeper used {r['steady_cpu_percent_of_core']} % of a core, "
                           f"wrote {r['steady_writes_per_minute']} requests per minute, RSS {r['rss_mib_steady']} MiB; "
                           f"requests: {r['steady_requests'] or 'none'}."]
+    repaired = [r for r in result["rows"] if "repairs" in r]
+    if repaired:
+        def spread(key: str) -> str:
+            values = [r[key] for r in repaired]
+            return f"{statistics.median(values)} ({min(values)}-{max(values)})"
+        lines += ["", f"Repair, with all {repaired[0]['apps']} Apps there: {repaired[0]['repairs']} Deployments "
+                      "deleted one at a time, each timed until the benchmark's watch saw the new one; over "
+                      f"{len(repaired)} runs, median (min-max) of each run's p50 {spread('repair_ms_p50')} ms, p99 "
+                      f"{spread('repair_ms_p99')} ms, max {spread('repair_ms_max')} ms."]
     lines += ["", "| ratio (time to children) | median (min-max) |", "|---|---|"]
     lines += [f"| {k} | {cell(v)} |" for k, v in s["ratios"].items()]
     return "\n".join(lines) + "\n"
@@ -373,6 +417,9 @@ def main() -> int:
     ap.add_argument("--steady-seconds", type=int, default=0,
                     help="appkeeper: then measure CPU and writes with nothing changing (a whole resync period)")
     ap.add_argument("--resync-seconds", type=int, default=3600, help="appkeeper's --resync-seconds")
+    ap.add_argument("--repairs", type=int, default=0,
+                    help="appkeeper: then delete this many Deployments one at a time, every App still there, "
+                         "and time each repair")
     ap.add_argument("--render", action="store_true", help="only write the table of --out into bench/results.md")
     args = ap.parse_args()
     if args.render:
@@ -388,7 +435,8 @@ def main() -> int:
     for run in range(args.runs):
         order = parties[run % len(parties):] + parties[:run % len(parties)]
         for party in order:
-            rows.append(phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds))
+            rows.append(phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds,
+                              args.repairs))
     result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
               "rate_limits": {"appkeeper": "none (its own client; kopf's watches)",
                               "peer": "none (kopf, the official client)",
