@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .api import Json
 from .kube import ApiError
-from .shards import ShardLease, limit, plan
+from .shards import ShardLease, plan
 
 log = logging.getLogger("appkeeper.leader")
 LEASE_API = "coordination.k8s.io/v1"
@@ -153,7 +153,7 @@ class ShardElector:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.held: dict[int, float] = {}  # shard -> monotonic time of our last acquire or renew
-        self.next_expiry: float | None = None  # when a shard we have room for expires (monotonic)
+        self.next_expiry: float | None = None  # when another replica's Lease next expires (monotonic)
         self._seen: dict[str, tuple[str, float]] = {}  # Lease name -> (resourceVersion, when it changed)
         digest = hashlib.blake2b(cfg.identity.encode(), digest_size=8).digest()
         self.member = f"{cfg.name}-member-{digest.hex()[:10]}"
@@ -177,13 +177,15 @@ class ShardElector:
         live = 1 + sum(1 for name, lease in listed.items()
                        if name != self.member and _role(lease) == "member" and not self._expired(lease, now))
         self._forget_dead_members(listed, now)
-        leases = {i: ShardLease(str((found.get("spec") or {}).get("holderIdentity") or ""), self._expired(found, now))
+        leases = {i: ShardLease(_holder(found), self._expired(found, now))
                   for i in range(self.shards) if (found := listed.get(self.shard_lease(i))) is not None}
         decided = plan(self.shards, self.cfg.identity, set(self.held), leases, live, self.start)
-        room = len(self.held) - len(decided.lost) + len(decided.take) < limit(self.shards, live)
-        expiries = [self._seen[self.shard_lease(i)][1] + self.cfg.lease_duration for i, lease in leases.items()
-                    if room and lease.holder and lease.holder != self.cfg.identity and not lease.expired]
-        self.next_expiry = min(expiries, default=None)
+        # A dead replica's member Lease raises our share, its shard Leases free its shards: both
+        # are worth a look as soon as they expire. While they are renewed, that is never sooner
+        # than a retry period away.
+        self.next_expiry = min((self._seen[name][1] + self.cfg.lease_duration for name, lease in listed.items()
+                                if name != self.member and _holder(lease) not in ("", self.cfg.identity)
+                                and not self._expired(lease, now)), default=None)
         for i in decided.lost:
             del self.held[i]
         for i in decided.keep + decided.give:  # a shard being given back is renewed until it is released
@@ -195,8 +197,8 @@ class ShardElector:
         return Round(taken, decided.give, decided.lost)
 
     def pause(self) -> float:
-        """Seconds until the next round: the retry period, or less when a shard we have room for
-        is about to expire, so that it is taken as soon as it may be."""
+        """Seconds until the next round: the retry period, or less when another replica's Lease is
+        about to expire, so that its shards are taken as soon as they may be."""
         if self.next_expiry is None:
             return self.cfg.retry
         return max(0.1, min(self.cfg.retry, self.next_expiry - self.monotonic() + 0.05))
@@ -257,6 +259,10 @@ class ShardElector:
                     self.kube.delete(LEASE_API, "Lease", self.cfg.namespace, name, lease["metadata"].get("uid"))
                 except ApiError as e:
                     log.info("could not delete the dead replica's lease %s: %s", name, e)
+
+
+def _holder(lease: Json) -> str:
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
 
 
 def _role(lease: Json) -> str:

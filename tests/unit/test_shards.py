@@ -168,11 +168,11 @@ def test_the_command_line_needs_leader_election_for_shards() -> None:
     assert args.shards == 6
 
 
-def test_a_replica_with_room_looks_again_when_a_shard_is_due_to_expire() -> None:
+def test_a_replica_looks_again_when_another_ones_lease_is_due_to_expire() -> None:
     kube, clock = FakeKube(), Clock()
     e = electors(kube, clock, "a", "b")
     run_round(e["a"])  # a takes all six, then dies before it sees b
-    run_round(e["b"])  # b has room for three, none free: it waits for a's Leases to expire
+    run_round(e["b"])  # none free: b waits for a's Leases to expire
     assert e["b"].pause() == 2.0
     clock.t += 14
     run_round(e["b"])
@@ -180,10 +180,10 @@ def test_a_replica_with_room_looks_again_when_a_shard_is_due_to_expire() -> None
     clock.t += e["b"].pause()
     run_round(e["b"])
     assert holders(kube) == {"b": 6}
-    assert e["b"].pause() == 2.0  # full
+    assert e["b"].pause() == 2.0  # nobody else's Lease left to wait for
 
 
-def test_a_full_replica_keeps_the_retry_period() -> None:
+def test_while_every_lease_is_renewed_the_retry_period_holds() -> None:
     kube, clock = FakeKube(), Clock()
     e = electors(kube, clock, "a", "b")
     for _ in range(3):
