@@ -50,9 +50,10 @@ def tenures(ops: dict[str, Operator], ended: dict[str, float]) -> list[Tenure]:
             for shard in rec["shards"]:
                 if rec["shard_event"] == "holds":
                     open_[shard] = Tenure(rec["identity"], shard, rec["at"], float("inf"))
-                else:
-                    open_.pop(shard).end = rec["at"]
-                    out.append(Tenure(rec["identity"], shard, rec["at"], rec["at"]))
+                else:  # the whole tenure, from its `holds` to this `gave up`
+                    ended_here = open_.pop(shard)
+                    ended_here.end = rec["at"]
+                    out.append(ended_here)
         for tenure in open_.values():
             tenure.end = ended[name]
             out.append(tenure)
