@@ -22,7 +22,7 @@ from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
 from .health import Health
 from .kinds import WATCHED
-from .kube import ApiError, Kube, connection_fields, load_configuration, user_agent_for
+from .kube import ApiError, Kube, connection_fields, load_configuration
 from .leader import LeaderElector, LeaseConfig, ShardElector
 from .reconcile import Reconciler, TransientError
 from .shards import Shards
@@ -111,7 +111,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     rt = runtime(memo)
     lease = rt.options.lease
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2,
-                user_agent=user_agent_for(lease.identity if lease else None))
+                identity=lease.identity if lease else None)
     rt.reconciler = Reconciler(kube, rt.store)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
     rt.api_up.set()  # kopf has just listed through it

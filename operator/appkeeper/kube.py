@@ -84,7 +84,7 @@ def path_for(api_version: str, kind: str, namespace: str | None, name: str | Non
     return path
 
 
-def user_agent_for(identity: str | None = None) -> str:
+def user_agent_for(identity: str | None) -> str:
     """Ours; with the replica's identity when there are several, so the API server's audit log
     tells their writes apart."""
     return f"{MANAGER}/0.1" + (f" ({identity})" if identity else "")
@@ -92,9 +92,9 @@ def user_agent_for(identity: str | None = None) -> str:
 
 class Kube:
     def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0,
-                 user_agent: str = "") -> None:
+                 identity: str | None = None) -> None:
         self.cfg = cfg
-        self.user_agent = user_agent or user_agent_for()
+        self.user_agent = user_agent_for(identity)
         self.host = cfg.host.rstrip("/")
         self.timeout = timeout
         kwargs: dict[str, Any] = {"maxsize": pool_size, "block": True}

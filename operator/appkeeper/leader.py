@@ -118,15 +118,21 @@ class LeaderElector:
         """On a clean shutdown, hand the Lease over at once instead of letting it expire."""
         if not self.leading:
             return
-        try:
-            lease = self.kube.get(LEASE_API, "Lease", self.cfg.namespace, self.cfg.name)
-            if lease and (lease.get("spec") or {}).get("holderIdentity") == self.cfg.identity:
-                body = self._lease(lease, self.clock())
-                body["spec"].update(holderIdentity="", leaseDurationSeconds=1)
-                self.kube.replace(body)
-        except ApiError as e:
-            log.warning("could not release lease %s/%s: %s", self.cfg.namespace, self.cfg.name, e)
+        hand_over(self.kube, self.cfg, self.cfg.name, self.clock())
         self.leading = False
+
+
+def hand_over(kube: LeaseApi, cfg: LeaseConfig, name: str, now: datetime) -> None:
+    """Release the Lease `name` if we still hold it, so a candidate takes it at once instead of
+    waiting for it to expire. Best effort: a failure only means the wait."""
+    try:
+        lease = kube.get(LEASE_API, "Lease", cfg.namespace, name)
+        if lease and _holder(lease) == cfg.identity:
+            body = lease_body(cfg, name, lease, now, lease["metadata"].get("labels"))
+            body["spec"].update(holderIdentity="", leaseDurationSeconds=1)
+            kube.replace(body)
+    except ApiError as e:
+        log.warning("could not release lease %s/%s: %s", cfg.namespace, name, e)
 
 
 LABEL_GROUP = "appkeeper.dev/lease-group"  # the shard and member Leases of one deployment of appkeeper
@@ -211,7 +217,7 @@ class ShardElector:
     def release(self, shard: int) -> None:
         """Hands one shard over at once (its reconciles have stopped)."""
         self.held.pop(shard, None)
-        self._hand_over(self.shard_lease(shard))
+        hand_over(self.kube, self.cfg, self.shard_lease(shard), self.clock())
 
     def release_all(self) -> None:
         for shard in list(self.held):
@@ -239,16 +245,6 @@ class ShardElector:
                 log.warning("lease %s/%s: %s", self.cfg.namespace, name, e)
             return False
         return True
-
-    def _hand_over(self, name: str) -> None:
-        try:
-            lease = self.kube.get(LEASE_API, "Lease", self.cfg.namespace, name)
-            if lease and (lease.get("spec") or {}).get("holderIdentity") == self.cfg.identity:
-                body = lease_body(self.cfg, name, lease, self.clock(), lease["metadata"].get("labels"))
-                body["spec"].update(holderIdentity="", leaseDurationSeconds=1)
-                self.kube.replace(body)
-        except ApiError as e:
-            log.warning("could not release lease %s/%s: %s", self.cfg.namespace, name, e)
 
     def _forget_dead_members(self, listed: dict[str, Json], now: float) -> None:
         for name, lease in listed.items():

@@ -66,4 +66,4 @@ class Shards:
         return shard_of(key, self.count)
 
     def accepts(self, key: AppKey) -> bool:
-        return shard_of(key, self.count) in self.owned
+        return self.of(key) in self.owned
