@@ -211,7 +211,7 @@ class Store:
         return owner
 
     def replace(self, kind: str, namespace: str, listed: list[Json]) -> set[AppKey]:
-        """An informer's Replace: after a fresh list of `kind` in `namespace`, hold exactly that;
+        """An informer's Replace: after a fresh list of `kind` in `namespace` ("": all), hold exactly that;
         objects that vanished while a watch was away are dropped. Returns the Apps whose objects of
         `kind` appeared, changed or went."""
         pods = kind == "Pod"
@@ -224,7 +224,7 @@ class Store:
                 fresh.setdefault(owner, {})[name if pods else (kind, name)] = slim(obj)
         changed: set[AppKey] = set()
         with self._lock:
-            for owner in {o for o in table.keys() | fresh.keys() if o[0] == namespace}:
+            for owner in {o for o in table.keys() | fresh.keys() if not namespace or o[0] == namespace}:
                 held, new = table.setdefault(owner, {}), fresh.get(owner, {})
                 for key in [k for k in held if (pods or k[0] == kind) and k not in new]:
                     del held[key]
@@ -241,7 +241,7 @@ class Store:
         for obj in listed:
             self.put_app(obj)  # what this process does not keep is not put
         with self._lock:
-            gone = {k for k in self._apps if k[0] == namespace and k not in names}
+            gone = {k for k in self._apps if (not namespace or k[0] == namespace) and k not in names}
             for key in gone:
                 del self._apps[key]
         return gone

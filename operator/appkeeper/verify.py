@@ -18,12 +18,13 @@ from .store import AppKey, Store
 log = logging.getLogger("appkeeper.verify")
 
 
-def verify(kube: Kube, store: Store) -> set[AppKey]:
-    """Lists every watched kind (and the Apps) in each namespace the store knows; returns the Apps
-    to reconcile because what the store held was not what the API holds. Raises ApiError."""
+def verify(kube: Kube, store: Store, namespaces: list[str] | None = None) -> set[AppKey]:
+    """Lists every watched kind (and the Apps) in each of `namespaces` ("": all of them; default:
+    each namespace the store knows); returns the Apps to reconcile because what the store held was
+    not what the API holds. Raises ApiError."""
     stale: set[AppKey] = set()
     app = BY_KIND["App"]
-    for namespace in sorted(store.namespaces()):
+    for namespace in sorted(store.namespaces() if namespaces is None else namespaces):
         gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App",
                                                    app.api_version))
         for kind in WATCHED:
@@ -54,20 +55,9 @@ def api_answers(kube: Kube) -> bool:
     return True
 
 
-def fill(kube: Kube, store: Store, namespaces: list[str]) -> set[AppKey]:
-    """Lists the Apps and every watched kind in `namespaces` ([]: all) into the store, which keeps
-    what it accepts: a shard just taken had its objects ignored by our watches until now. Returns
-    the Apps put. Raises ApiError."""
-    apps: set[AppKey] = set()
-    app = BY_KIND["App"]
-    for namespace in namespaces or [""]:
-        for obj in typed(kube.list(app.api_version, "App", namespace, ""), "App", app.api_version):
-            if store.put_app(obj):
-                apps.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
-        for kind in WATCHED:
-            for obj in typed(kube.list(kind.api_version, kind.kind, namespace, LABEL_APP), kind.kind, kind.api_version):
-                if kind.kind == "Pod":
-                    store.put_pod(obj)
-                else:
-                    store.put_child(obj)
-    return apps
+def fill(kube: Kube, store: Store, namespaces: list[str]) -> list[AppKey]:
+    """After taking shards: relist `namespaces` ([]: all) into the store, which keeps only what it
+    accepts (our watches ignored the new shards' objects until now). Returns every App held, to be
+    reconciled; the ones already settled are answered from memory. Raises ApiError."""
+    verify(kube, store, namespaces or [""])
+    return store.app_keys()

@@ -94,3 +94,22 @@ def test_the_store_keeps_our_managed_fields_only_and_no_last_applied_copy() -> N
     assert held["metadata"]["annotations"] == {"keep": "me"}
     assert held["spec"] == {"replicas": 1}
     assert len(obj["metadata"]["managedFields"]) == 3  # type: ignore[arg-type]  # the watch's copy is left whole
+
+
+def test_a_relist_of_all_namespaces_replaces_across_them() -> None:
+    """A shard just taken is listed cluster-wide ("" for the namespace): what vanished anywhere goes."""
+    def child(ns: str, name: str) -> dict[str, object]:
+        return {"kind": "Service", "metadata": {"name": name, "namespace": ns, "uid": name, "resourceVersion": "1",
+                                                "labels": {"appkeeper.dev/app": name}}}
+
+    def app(ns: str, name: str) -> dict[str, object]:
+        return {"kind": "App", "metadata": {"name": name, "namespace": ns, "uid": name, "resourceVersion": "1"}}
+
+    store = Store()
+    for ns in ("a", "b"):
+        store.put_app(app(ns, "x"))
+        store.put_child(child(ns, "x"))
+    assert store.replace("Service", "", [child("a", "x")]) == {("b", "x")}
+    assert store.children(("b", "x")) == {}
+    assert store.replace_apps("", [app("b", "x")]) == {("a", "x")}
+    assert store.app_keys() == [("b", "x")]
