@@ -142,6 +142,38 @@ def watch_events(kube: Kube, path: str) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+class Watcher:
+    """Streams watch events of one resource in one namespace; records when each name was first
+    seen per uid, and calls out to the waiters."""
+
+    def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
+        self.kube, self.path = kube, path_for(api_version, kind, namespace)
+        self.seen: dict[tuple[str, str], float] = {}  # (name, uid) -> first seen
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.cond = threading.Condition()
+        self.stop = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        for event in watch_events(self.kube, self.path):
+            obj = event["object"]
+            now = time.monotonic()
+            name, uid = obj["metadata"]["name"], obj["metadata"].get("uid", "")
+            with self.cond:
+                self.seen.setdefault((name, uid), now)
+                if event["type"] == "DELETED":
+                    self.latest.pop(name, None)
+                else:
+                    self.latest[name] = obj
+                self.cond.notify_all()
+            if self.stop:
+                return
+
+    def wait(self, predicate: Any, timeout: float) -> bool:
+        with self.cond:
+            return bool(self.cond.wait_for(predicate, timeout))
+
+
 class Seen:
     """Counts the distinct names a watch has seen ADDED in a namespace."""
 
@@ -220,29 +252,18 @@ def start_peer(ns: str, log: Path) -> subprocess.Popen[bytes]:
 def repairs(kube: Kube, ns: str, n: int) -> dict[str, Any]:
     """With every App there: delete n Deployments one at a time, and time each until a watch of
     ours sees a new one (another uid) by that name. p50/p99/max in ms."""
-    uids: dict[str, str] = {}
-    cond = threading.Condition()
-
-    def follow() -> None:
-        for event in watch_events(kube, path_for("apps/v1", "Deployment", ns)):
-            with cond:
-                if event["type"] != "DELETED":
-                    uids[event["object"]["metadata"]["name"]] = event["object"]["metadata"]["uid"]
-                cond.notify_all()
-
-    threading.Thread(target=follow, daemon=True).start()
-    with cond:
-        cond.wait_for(lambda: len(uids) >= n, 60)
+    deployments = Watcher(kube, "apps/v1", "Deployment", ns)
+    if not deployments.wait(lambda: len(deployments.latest) >= n, 60):
+        raise TimeoutError(f"the watch did not list {n} Deployments in 60 s")
     took = []
     for i in range(n):
         name = f"a{i}"
-        with cond:
-            old = uids[name]
+        old = deployments.latest[name]["metadata"]["uid"]
         t0 = time.monotonic()
         kube.delete("apps/v1", "Deployment", ns, name)
-        with cond:
-            if not cond.wait_for(lambda nm=name, u=old: uids.get(nm, u) != u, 30):
-                raise TimeoutError(f"Deployment {name} was not put back in 30 s")
+        if not deployments.wait(lambda nm=name, u=old: nm in deployments.latest
+                                and deployments.latest[nm]["metadata"]["uid"] != u, 30):
+            raise TimeoutError(f"Deployment {name} was not put back in 30 s")
         took.append((time.monotonic() - t0) * 1000)
     took.sort()
     return {"repairs": n, "repair_ms_p50": round(statistics.median(took), 1),

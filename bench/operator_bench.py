@@ -24,10 +24,8 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,7 @@ from tests.e2e.conftest import start_operator, stop_operator  # noqa: E402
 from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from compare import watch_events  # noqa: E402
+from compare import Watcher  # noqa: E402
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
 WATCHED_RESOURCES = {"apps", "deployments", "statefulsets", "services", "persistentvolumeclaims", "ingresses",
@@ -51,41 +49,6 @@ WATCHED_RESOURCES = {"apps", "deployments", "statefulsets", "services", "persist
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-class Watcher:
-    """Streams watch events of one resource in one namespace; records when each name was first
-    seen per uid, and calls out to the waiters."""
-
-    def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
-        self.kube, self.path = kube, path_for(api_version, kind, namespace)
-        self.seen: dict[tuple[str, str], float] = {}  # (name, uid) -> first seen
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.cond = threading.Condition()
-        self.stop = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _events(self) -> Iterator[dict[str, Any]]:
-        return watch_events(self.kube, self.path)
-
-    def _run(self) -> None:
-        for event in self._events():
-            obj = event["object"]
-            now = time.monotonic()
-            name, uid = obj["metadata"]["name"], obj["metadata"].get("uid", "")
-            with self.cond:
-                self.seen.setdefault((name, uid), now)
-                if event["type"] == "DELETED":
-                    self.latest.pop(name, None)
-                else:
-                    self.latest[name] = obj
-                self.cond.notify_all()
-            if self.stop:
-                return
-
-    def wait(self, predicate: Any, timeout: float) -> bool:
-        with self.cond:
-            return bool(self.cond.wait_for(predicate, timeout))
 
 
 def app_body(name: str) -> dict[str, Any]:

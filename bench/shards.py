@@ -48,8 +48,7 @@ SHARDS = 6
 
 
 def shared_out(kube: Kube, ns: str, replicas: int) -> bool:
-    leases = kube.request("GET", path_for("coordination.k8s.io/v1", "Lease", ns),
-                          query={"labelSelector": "appkeeper.dev/lease-role=shard"}).get("items") or []
+    leases = kube.list("coordination.k8s.io/v1", "Lease", ns, "appkeeper.dev/lease-role=shard")
     holders = [lease["spec"].get("holderIdentity") for lease in leases]
     counts = {h: holders.count(h) for h in holders if h}
     return sum(counts.values()) == SHARDS and len(counts) == replicas \
