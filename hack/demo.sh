@@ -44,7 +44,7 @@ up() {
 
   say "helm install appkeeper charts/appkeeper"
   helm upgrade --install appkeeper charts/appkeeper -n appkeeper-system --create-namespace --wait=false
-  kubectl wait --for=condition=Established crd/apps.appkeeper.dev --timeout=60s
+  kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="Established")].status}'=True crd/apps.appkeeper.dev --timeout=60s
 
   if kubectl get node realnode-0 >/dev/null 2>&1; then
     say "the operator in-cluster, on the real node: image built here (make image), helm upgrade with it"
@@ -62,7 +62,7 @@ up() {
   say "kubectl apply -f examples/shop.yaml"
   kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply -n demo -f examples/shop.yaml
-  kubectl wait -n demo --for=condition=Ready app/shop --timeout=120s
+  kubectl wait -n demo --for=jsonpath='{.status.conditions[?(@.type=="Ready")].status}'=True app/shop --timeout=120s
   kubectl get -n demo app,deployment,service,pvc,ingress,pdb
   kubectl get -n demo app shop -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
 

@@ -30,6 +30,15 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subproc
     return proc
 
 
+def wait_condition(ref: str, condition: str, namespace: str | None = None, timeout: int = 60) -> None:
+    """`kubectl wait` for a condition to be True, by JSONPath: `--for=condition=` fails at once,
+    not waits, while the object has no `.status.conditions` yet (a CRD just applied, a Pod just
+    created), which made CI fail at random."""
+    where = ["-n", namespace] if namespace else []
+    kubectl("wait", *where, f"--for=jsonpath={{.status.conditions[?(@.type==\"{condition}\")].status}}=True",
+            ref, f"--timeout={timeout}s")
+
+
 def get(kind: str, name: str, namespace: str) -> dict[str, Any] | None:
     proc = kubectl("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields", check=False)
     if proc.returncode != 0:
@@ -110,7 +119,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> str:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/apps.appkeeper.dev", "--timeout=60s")
+    wait_condition("crd/apps.appkeeper.dev", "Established")
     return "apps.appkeeper.dev"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LOCALCLUSTER, ROOT, Cluster, get, items, kubectl, wait_for
+from .conftest import LOCALCLUSTER, ROOT, Cluster, get, items, kubectl, wait_condition, wait_for
 
 VERSIONS = dict(
     line.split("=", 1) for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
@@ -91,7 +91,7 @@ WIDGET_CRD = {
 
 def test_crd_openapi_and_cel_rules_reject_with_the_field_named(namespace: str) -> None:
     kubectl("apply", "-f", "-", stdin=json.dumps(WIDGET_CRD))
-    kubectl("wait", "--for=condition=Established", "crd/widgets.smoke.appkeeper.dev", "--timeout=30s")
+    wait_condition("crd/widgets.smoke.appkeeper.dev", "Established", timeout=30)
 
     def create(spec: dict[str, int]) -> subprocess.CompletedProcess[str]:
         return kubectl("apply", "-n", namespace, "-f", "-", check=False, stdin=json.dumps({

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .conftest import Operator, app, apply, get, items, kubectl, wait_for
+from .conftest import Operator, app, apply, get, items, kubectl, wait_condition, wait_for
 
 LABELS = {"app.kubernetes.io/managed-by": "appkeeper"}
 
@@ -61,7 +61,7 @@ def events(ns: str, name: str) -> list[dict[str, Any]]:
 
 def test_full_app_creates_every_child_and_becomes_ready(operator: Operator, namespace: str) -> None:
     apply(app("shop", **FULL), namespace)
-    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+    wait_condition("app/shop", "Ready", namespace)
     body = wait_ready("shop", namespace)
     uid = body["metadata"]["uid"]
     for kind, name in [("deployment", "shop"), ("service", "shop"), ("pvc", "shop-data"),

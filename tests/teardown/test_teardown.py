@@ -50,8 +50,8 @@ def test_real_node_teardown_leaves_the_host_as_it_was(tmp_path: Path) -> None:
                         "containers": [{"name": "web", "image": "appkeeper.local/web:1", "imagePullPolicy": "Never"}]}}
         subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(pod), text=True, check=True,
                        capture_output=True)
-        subprocess.run([*kubectl, "wait", "--for=condition=Ready", "pod/left", "--timeout=120s"], check=True,
-                       capture_output=True)
+        ready = '--for=jsonpath={.status.conditions[?(@.type=="Ready")].status}=True'  # waits while none is set
+        subprocess.run([*kubectl, "wait", ready, "pod/left", "--timeout=120s"], check=True, capture_output=True)
         running = realnode.host_snapshot()
         assert any(link.startswith("veth") for link in running["links"])
         assert any("/run/netns/cni-" in m for m in running["mounts"])

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from ..conftest import ROOT, Cluster, Operator, items, kubectl, start_operator, stop_operator, wait_for
+from ..conftest import ROOT, Cluster, Operator, items, kubectl, start_operator, stop_operator, wait_condition, wait_for
 from .common import SPEC, apply_many, converged
 from .proxy import Proxy
 
@@ -166,7 +166,7 @@ def test_g_the_operator_outlives_its_crd(ns: str, crd: str, tmp_path: Path) -> N
         assert op.proc.poll() is None
         t0 = time.monotonic()
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        wait_condition(f"crd/{crd}", "Established")
         wait_for("/readyz to say it serves again", lambda: readiness(op)[0] == 200, timeout=30)
         apply_many(ns, ["g2"], **SPEC)
         wait_for("a new App Ready", lambda: converged(ns, 1), timeout=60)
@@ -174,5 +174,5 @@ def test_g_the_operator_outlives_its_crd(ns: str, crd: str, tmp_path: Path) -> N
               f"a new App Ready {time.monotonic() - t0:.1f}s after the CRD was created again")
     finally:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        wait_condition(f"crd/{crd}", "Established")
         stop_operator(op)

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from ..conftest import kubectl, wait_for
+from ..conftest import kubectl, wait_condition, wait_for
 from .conftest import ON_REAL_NODE, WEB_IMAGE, realnode
 
 # Every process the local cluster starts.
@@ -66,7 +66,7 @@ def probe_pod(real_node: str, namespace: str) -> str:
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {**ON_REAL_NODE, "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never"}]}}))
-    kubectl("wait", "-n", namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=90s")
+    wait_condition(f"pod/{name}", "Ready", namespace, timeout=90)
     return name
 
 
@@ -88,7 +88,7 @@ def test_dns_policy_default_goes_nowhere(real_node: str, namespace: str) -> None
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hostdns"},
         "spec": {**ON_REAL_NODE, "dnsPolicy": "Default", "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never"}]}}))
-    kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/hostdns", "--timeout=90s")
+    wait_condition("pod/hostdns", "Ready", namespace, timeout=90)
     resolv = kubectl("exec", "-n", namespace, "hostdns", "--", "cat", "/etc/resolv.conf").stdout
     servers = re.findall(r"^nameserver\s+(\S+)", resolv, re.M)
     assert servers == ["127.0.0.1"], resolv  # inside the pod's own network namespace: nothing there
