@@ -199,6 +199,31 @@ class Seen:
         return time.monotonic()
 
 
+def create_apps(kube: Kube, ns: str, n: int) -> None:
+    in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
+
+
+def measure_burst(kube: Kube, ns: str, n: int, pids: list[int], burst: Callable[[], None],
+                  kinds: tuple[tuple[str, str], ...] = (("apps/v1", "Deployment"), ("v1", "Service")),
+                  timeout: float = 1800) -> dict[str, Any]:
+    """One burst, measured the same way by every benchmark: watches of `kinds` in `ns` opened
+    first; `burst()` run; seconds until the watches have seen n of each; the requests it caused
+    once they settle (trailing status patches and Events belong to the burst); the CPU of `pids`
+    over it, and their RSS before and after. `requests` still counts this client's own."""
+    watches = [Seen(kube, v, k, ns) for v, k in kinds]
+    time.sleep(1.0)
+    rss_before = [round(rss_mib(p), 1) for p in pids]
+    before, cpu0 = requests_by_party(kube), sum(cpu_seconds(p) for p in pids)
+    t0 = time.monotonic()
+    burst()
+    elapsed = max(w.wait(n, timeout) for w in watches) - t0
+    after = settled(kube, before)
+    cpu1 = sum(cpu_seconds(p) for p in pids)
+    return {"seconds": round(elapsed, 2), "cpu_s": cpu1 - cpu0, "requests": counted(before, after),
+            "requests_by": {k: round(v / n, 2) for k, v in sorted(breakdown(before, after).items())},
+            "rss_mib_before": rss_before, "rss_mib_after": [round(rss_mib(p), 1) for p in pids]}
+
+
 def in_parallel(n: int, fn: Callable[[int], Any]) -> None:
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(fn, range(n)))
@@ -285,34 +310,20 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, 
             pid = proc.pid
         elif party == "kcm":
             pid = pid_of("kube-controller-manager")
-        kinds = [("apps/v1", "ReplicaSet")] if party == "kcm" else [("apps/v1", "Deployment"), ("v1", "Service")]
-        watches = [Seen(kube, v, k, ns) for v, k in kinds]
-        time.sleep(1.0)
-        rss_before = rss_mib(pid) if pid else 0.0
-        before, cpu0 = requests_by_party(kube), cpu_seconds(pid) if pid else 0.0
-        t0 = time.monotonic()
-        if party == "ceiling":
-            ceiling(kube, ns, n)
-        elif party == "kcm":
-            deployments(kube, ns, n)
-        else:
-            in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
-        done = max(w.wait(n, 1800) for w in watches)
-        elapsed = done - t0
-        after = settled(kube, before)  # trailing status patches and Events belong to the burst
-        cpu1 = cpu_seconds(pid) if pid else 0.0
+        kinds = (("apps/v1", "ReplicaSet"),) if party == "kcm" else (("apps/v1", "Deployment"), ("v1", "Service"))
+        burst = {"ceiling": ceiling, "kcm": deployments}.get(party, create_apps)
+        m = measure_burst(kube, ns, n, [pid] if pid else [], lambda: burst(kube, ns, n), kinds)
         client = n if party in ("appkeeper", "peer", "kcm") else 0  # this client's own creates
-        requests = counted(before, after) - client
-        rss_after = round(rss_mib(pid), 1) if pid else None
         quiet = idle(kube, pid, steady) if steady and party == "appkeeper" else {}
         if repair and party == "appkeeper":
             quiet.update(repairs(kube, ns, repair))
-        row = {**quiet, "party": party, "run": run, "apps": n, "seconds": round(elapsed, 2),
-                "ms_per_app": round(elapsed * 1000 / n, 2),
-                "cpu_s_per_app_ms": round((cpu1 - cpu0) * 1000 / n, 2) if pid else None,
-                "requests_per_app": round(requests / n, 2) if party != "kcm" else None,
-                "requests_by": {k: round(v / n, 2) for k, v in sorted(breakdown(before, after).items())},
-                "rss_mib_before": round(rss_before, 1), "rss_mib_after": rss_after}
+        row = {**quiet, "party": party, "run": run, "apps": n, "seconds": m["seconds"],
+               "ms_per_app": round(m["seconds"] * 1000 / n, 2),
+               "cpu_s_per_app_ms": round(m["cpu_s"] * 1000 / n, 2) if pid else None,
+               "requests_per_app": round((m["requests"] - client) / n, 2) if party != "kcm" else None,
+               "requests_by": m["requests_by"],
+               "rss_mib_before": m["rss_mib_before"][0] if pid else 0.0,
+               "rss_mib_after": m["rss_mib_after"][0] if pid else None}
         print(json.dumps(row), flush=True)  # before the namespace's deletion, which can take minutes
         return row
     finally:

@@ -32,8 +32,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "operator")]
 
 from tests.e2e.conftest import free_port  # noqa: E402
 
-from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
-from compare import APPS, ROOT, Seen, app_body, delete_namespace, in_parallel, rss_mib, settled  # noqa: E402
+from appkeeper.kube import Kube, load_configuration  # noqa: E402
+from compare import ROOT, create_apps, delete_namespace, measure_burst, rss_mib  # noqa: E402
 
 STDLIB = os.path.dirname(os.__file__)
 
@@ -109,19 +109,12 @@ def drive(n: int, out: Path) -> dict[str, Any]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError((tmp / "operator.log").read_text()[-2000:]) from None
                 time.sleep(0.5)
-        watches = [Seen(kube, v, k, ns) for v, k in [("apps/v1", "Deployment"), ("v1", "Service")]]
-        time.sleep(1)
-        idle = rss_mib(proc.pid)
-        before = {}
-        in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
-        for w in watches:
-            w.wait(n, 3600)
-        settled(kube, before)
+        burst = measure_burst(kube, ns, n, [proc.pid], lambda: create_apps(kube, ns, n), timeout=3600)
         (tmp / "go").touch()
         while not (tmp / "report.json").exists():
             time.sleep(0.5)
         time.sleep(0.5)
-        result: dict[str, Any] = {"apps": n, "rss_mib_idle": round(idle, 1),
+        result: dict[str, Any] = {"apps": n, "rss_mib_idle": burst["rss_mib_before"][0],
                                   **json.loads((tmp / "report.json").read_text())}
         out.write_text(json.dumps(result, indent=2) + "\n")
         return result

@@ -28,20 +28,12 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "operator")]
 
 from tests.e2e.conftest import Operator, start_operator, stop_operator  # noqa: E402
 
-from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
+from appkeeper.kube import Kube, load_configuration  # noqa: E402
 from compare import (  # noqa: E402
-    APPS,
     ROOT,
-    Seen,
-    app_body,
-    breakdown,
-    counted,
-    cpu_seconds,
+    create_apps,
     delete_namespace,
-    in_parallel,
-    requests_by_party,
-    rss_mib,
-    settled,
+    measure_burst,
 )
 
 SHARDS = 6
@@ -69,21 +61,11 @@ def phase(kube: Kube, replicas: int, n: int, run: int, tmp: Path) -> dict[str, A
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{replicas} replicas did not share {SHARDS} shards out in 120 s")
             time.sleep(0.5)
-        watches = [Seen(kube, v, k, ns) for v, k in [("apps/v1", "Deployment"), ("v1", "Service")]]
-        time.sleep(1.0)
-        pids = [op.proc.pid for op in ops]
-        rss_before = [round(rss_mib(p), 1) for p in pids]
-        before, cpu0 = requests_by_party(kube), sum(cpu_seconds(p) for p in pids)
-        t0 = time.monotonic()
-        in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
-        elapsed = max(w.wait(n, 1800) for w in watches) - t0
-        after = settled(kube, before)
-        cpu1 = sum(cpu_seconds(p) for p in pids)
-        row = {"replicas": replicas, "run": run, "apps": n, "seconds": round(elapsed, 2),
-               "cpu_ms_per_app": round((cpu1 - cpu0) * 1000 / n, 2),
-               "requests_per_app": round((counted(before, after) - n) / n, 2),
-               "requests_by": {k: round(v / n, 2) for k, v in sorted(breakdown(before, after).items())},
-               "rss_mib_before": rss_before, "rss_mib_after": [round(rss_mib(p), 1) for p in pids]}
+        m = measure_burst(kube, ns, n, [op.proc.pid for op in ops], lambda: create_apps(kube, ns, n))
+        row = {"replicas": replicas, "run": run, "apps": n, "seconds": m["seconds"],
+               "cpu_ms_per_app": round(m["cpu_s"] * 1000 / n, 2),
+               "requests_per_app": round((m["requests"] - n) / n, 2), "requests_by": m["requests_by"],
+               "rss_mib_before": m["rss_mib_before"], "rss_mib_after": m["rss_mib_after"]}
         print(json.dumps(row), flush=True)
         return row
     finally:
