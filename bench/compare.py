@@ -129,17 +129,11 @@ def pid_of(process: str) -> int:
     return int(out[0]) if out else 0
 
 
-def watch_events(kube: Kube, path: str) -> Iterator[dict[str, Any]]:
-    """The events of one watch (an hour at most), decoded line by line as they arrive."""
-    url = f"{kube.host}{path}?watch=1&allowWatchBookmarks=false&timeoutSeconds=3600"
-    resp = kube.pool.request("GET", url, headers=kube._headers(), preload_content=False, timeout=None)
-    buf = b""
-    for chunk in resp.stream(65536):
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
+def watch_events(kube: Kube, api_version: str, kind: str, namespace: str) -> Iterator[dict[str, Any]]:
+    """The events of one watch (an hour at most) from now, decoded line by line as they arrive."""
+    for event in kube.watch(api_version, kind, namespace, "", "", 3600):
+        if event.get("type") != "BOOKMARK":
+            yield event
 
 
 class Watcher:
@@ -147,7 +141,7 @@ class Watcher:
     seen per uid, and calls out to the waiters."""
 
     def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
-        self.kube, self.path = kube, path_for(api_version, kind, namespace)
+        self.kube, self.what = kube, (api_version, kind, namespace)
         self.seen: dict[tuple[str, str], float] = {}  # (name, uid) -> first seen
         self.latest: dict[str, dict[str, Any]] = {}
         self.cond = threading.Condition()
@@ -155,7 +149,7 @@ class Watcher:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        for event in watch_events(self.kube, self.path):
+        for event in watch_events(self.kube, *self.what):
             obj = event["object"]
             now = time.monotonic()
             name, uid = obj["metadata"]["name"], obj["metadata"].get("uid", "")
@@ -180,12 +174,12 @@ class Seen:
     def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
         self.names: set[str] = set()
         self.cond = threading.Condition()
-        self.url = path_for(api_version, kind, namespace)
+        self.what = (api_version, kind, namespace)
         self.kube = kube
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        for event in watch_events(self.kube, self.url):
+        for event in watch_events(self.kube, *self.what):
             with self.cond:
                 self.names.add(event["object"]["metadata"]["name"])
                 self.cond.notify_all()
@@ -195,7 +189,7 @@ class Seen:
         with self.cond:
             while len(self.names) < count:
                 if not self.cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.url}: {len(self.names)} of {count} after {timeout}s")
+                    raise TimeoutError(f"{self.what}: {len(self.names)} of {count} after {timeout}s")
         return time.monotonic()
 
 
@@ -470,7 +464,7 @@ def main() -> int:
             rows.append(phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds,
                               args.repairs))
     result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
-              "rate_limits": {"appkeeper": "none (its own client; kopf's watches)",
+              "rate_limits": {"appkeeper": "none (its own client and watches; kopf watches the Apps)",
                               "peer": "none (kopf, the official client)",
                               "kcm": "--kube-api-qps=200 --kube-api-burst=400 (hack/localcluster.py)",
                               "ceiling": "none, 32 connections"},

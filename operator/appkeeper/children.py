@@ -17,7 +17,7 @@ from .fields import created_not_applied, owned_fields, restore_lists, uncovered_
 from .kinds import CHILD_KINDS
 from .kube import ApiError
 from .status import Observed, Problem
-from .store import ChildKey
+from .store import ChildKey, compact
 
 log = logging.getLogger("appkeeper.reconcile")
 
@@ -67,7 +67,7 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
     if result is None:
         return
     deps.store.put_child(result)
-    deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], owned_fields(result) or {})
+    deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], compact(owned_fields(result) or {}))
     record(deps, app, kind, name, action, outcome)
 
 

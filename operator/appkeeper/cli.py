@@ -170,8 +170,12 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
                                namespaces=list(args.namespace))
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
-    kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
-             memo=kopf.Memo(runtime=rt), ready_flag=health.running())
+    try:
+        kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
+                 memo=kopf.Memo(runtime=rt), ready_flag=health.running())
+    finally:  # a run kopf ended by raising may not have cleaned up: the next run starts its own watches
+        for watch in rt.informers:
+            watch.stop()
 
 
 def crd_served(kube: Kube) -> bool | None:

@@ -1,5 +1,6 @@
-"""Thin kopf wiring: watch Apps and their children, keep what the watches say in the Store, and
-queue the owning App for reconcile. All decisions live in reconcile.py; all HTTP in kube.py.
+"""Thin kopf wiring: watch the Apps (kopf) and their children and pods (informer.py), keep what the
+watches say in the Store, and queue the owning App for reconcile. All decisions live in
+reconcile.py; all HTTP in kube.py.
 kopf stores nothing on the objects here (no finalizers, no progress annotations): the only
 writes are the ones reconcile makes."""
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from . import metrics
+from . import informer, metrics
 from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
 from .health import Health
@@ -62,6 +63,7 @@ class Runtime:
     shard_elector: ShardElector | None = None
     unfilled: bool = False  # a shard was taken but listing its objects failed: try again next round
     health: Health | None = None  # told when this run stops, so /readyz stops saying "serving"
+    informers: list[informer.Informer] = field(default_factory=list)  # the children's and pods' watches
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -118,6 +120,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
                 for i in range(rt.options.workers)]
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
+    loop = asyncio.get_running_loop()
+
+    def queue(key: AppKey) -> None:  # from an informer's thread
+        loop.call_soon_threadsafe(rt.queue.add, key)
+
+    rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)
     if lease is None:
         rt.leading.set()
         metrics.LEADER.set(1)
@@ -138,6 +146,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if rt.health is not None:
         rt.health.waiting("stopping")
     rt.queue.cancel_timers()
+    for watch in rt.informers:
+        watch.stop()
     for task in rt.tasks:
         task.cancel()
     await asyncio.gather(*rt.tasks, return_exceptions=True)
@@ -165,19 +175,6 @@ async def app_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     rt.queue.add(key)
 
 
-async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    """A watched kind (a child, or a pod): into the store, and its App into the queue."""
-    rt = runtime(memo)
-    obj: Json = dict(event["object"])
-    deleted = event.get("type") == "DELETED"
-    if obj.get("kind") == "Pod":
-        owner = rt.store.drop_pod(obj) if deleted else rt.store.put_pod(obj)
-    else:
-        owner = rt.store.drop_child(obj) if deleted else rt.store.put_child(obj)
-    if owner is not None:
-        rt.queue.add(owner)
-
-
 async def config_source_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """A ConfigMap some App's pods reference changed: those Apps. The store debounces the change
     (store.ConfigSources); a reconcile before it is due asks to come back when it is."""
@@ -191,10 +188,6 @@ async def config_source_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None
 
 
 kopf.on.event("", "v1", "configmaps", id="watch-config-sources")(config_source_event)
-
-for _kind in WATCHED:
-    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural, id=f"watch-{_kind.kind}",
-                  labels={LABEL_APP: kopf.PRESENT})(child_event)
 
 
 async def _lead(rt: Runtime, elector: LeaderElector) -> None:
@@ -335,8 +328,9 @@ async def _resync(rt: Runtime) -> None:
             if await loop.run_in_executor(None, api_answers, kube):
                 continue
             rt.api_up.clear()  # the workers wait: retrying every App against a dead server is a hot loop
-        try:
-            stale = await loop.run_in_executor(None, verify, kube, rt.store)
+        try:  # the informers keep the children; after an outage, check them at once all the same
+            kinds = WATCHED if not rt.api_up.is_set() else ()
+            stale = await loop.run_in_executor(None, partial(verify, kube, rt.store, kinds=kinds))
         except ApiError as e:
             log.warning("could not check the store against the API: %s", e)
             rt.api_up.clear()

@@ -5,7 +5,9 @@ ServiceAccount (through the official client's loaders); requests go through one 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -90,6 +92,66 @@ def user_agent_for(identity: str | None) -> str:
     return f"{MANAGER}/0.1" + (f" ({identity})" if identity else "")
 
 
+def _decoded(resp: urllib3.BaseHTTPResponse) -> Json:
+    if not resp.data:
+        return {}
+    try:
+        return dict(json.loads(resp.data))
+    except ValueError:
+        return {"message": resp.data.decode(errors="replace")[:500]}
+
+
+def _error(resp: urllib3.BaseHTTPResponse, payload: Json) -> ApiError:
+    return ApiError(resp.status, str(payload.get("reason") or resp.reason), str(payload.get("message") or resp.reason),
+                    retry_after(resp.headers.get("Retry-After")))
+
+
+class WatchStream:
+    """One open watch: its events, decoded line by line as they arrive, until the server ends it.
+    `close()` may be called from another thread; the iteration then ends."""
+
+    def __init__(self, resp: urllib3.BaseHTTPResponse) -> None:
+        self._resp = resp
+        self.closed = False
+
+    @classmethod
+    def open(cls, pool: urllib3.PoolManager, url: str, headers: dict[str, str],
+             timeout: urllib3.Timeout) -> WatchStream:
+        try:
+            resp = pool.request("GET", url, headers=headers, preload_content=False, retries=False, timeout=timeout)
+        except urllib3.exceptions.HTTPError as e:
+            metrics.API_REQUESTS.labels("WATCH", "0").inc()
+            raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
+        metrics.API_REQUESTS.labels("WATCH", str(resp.status)).inc()
+        if resp.status >= 400:
+            error = _error(resp, _decoded(resp))
+            resp.release_conn()
+            raise error
+        return cls(resp)
+
+    def __iter__(self) -> Iterator[Json]:
+        buf = b""
+        try:
+            for chunk in self._resp.stream(65536):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            if not self.closed:
+                raise ApiError(0, "Unreachable", f"the watch broke: {type(e).__name__}: {e}") from e
+        finally:
+            self._resp.release_conn()
+
+    def close(self) -> None:
+        self.closed = True
+        # Unblocks a read waiting in another thread; a stream read to its end is back in the pool already.
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            self._resp.shutdown()
+        self._resp.close()
+
+
 class Kube:
     def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0,
                  identity: str | None = None) -> None:
@@ -106,6 +168,8 @@ class Kube:
                 kwargs["cert_file"] = cfg.cert_file
                 kwargs["key_file"] = cfg.key_file
         self.pool = urllib3.PoolManager(num_pools=2, **kwargs)
+        # Watches hold a connection for minutes: never out of the pool the reconciles wait on.
+        self.watch_pool = urllib3.PoolManager(num_pools=2, **{**kwargs, "block": False})
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
@@ -129,15 +193,9 @@ class Kube:
             metrics.API_REQUESTS.labels(method, "0").inc()
             raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
         metrics.API_REQUESTS.labels(method, str(resp.status)).inc()
-        payload: Json = {}
-        if resp.data:
-            try:
-                payload = json.loads(resp.data)
-            except ValueError:
-                payload = {"message": resp.data.decode(errors="replace")[:500]}
+        payload = _decoded(resp)
         if resp.status >= 400:
-            raise ApiError(resp.status, str(payload.get("reason") or resp.reason),
-                           str(payload.get("message") or resp.reason), retry_after(resp.headers.get("Retry-After")))
+            raise _error(resp, payload)
         return payload
 
     def serves(self, group_version: str, plural: str) -> bool:
@@ -194,8 +252,23 @@ class Kube:
             raise
 
     def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]:
+        return self.list_at(api_version, kind, namespace, label_selector)[0]
+
+    def list_at(self, api_version: str, kind: str, namespace: str,
+                label_selector: str) -> tuple[builtins.list[Json], str]:
+        """The items, and the resourceVersion of the list (where a watch takes over)."""
         out = self.request("GET", path_for(api_version, kind, namespace), query={"labelSelector": label_selector})
-        return list(out.get("items") or [])
+        return list(out.get("items") or []), str((out.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch(self, api_version: str, kind: str, namespace: str, label_selector: str, resource_version: str,
+              timeout_seconds: int = 300) -> WatchStream:
+        """A watch from `resource_version`, with bookmarks; the server ends it after `timeout_seconds`.
+        Raises ApiError if it cannot be opened (status 0: no answer)."""
+        query = {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds),
+                 "resourceVersion": resource_version, **({"labelSelector": label_selector} if label_selector else {})}
+        url = self.host + path_for(api_version, kind, namespace) + f"?{urlencode(query)}"
+        return WatchStream.open(self.watch_pool, url, self._headers(),
+                                urllib3.Timeout(connect=self.timeout, read=timeout_seconds + 30))
 
     def events_about(self, namespace: str, kind: str, name: str, reason: str) -> builtins.list[Json]:
         """core/v1 Events whose involvedObject is that object, with that reason."""

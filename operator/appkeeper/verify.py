@@ -11,23 +11,28 @@ import logging
 
 from .api import Json
 from .desired import LABEL_APP
-from .kinds import BY_KIND, WATCHED
+from .kinds import BY_KIND, WATCHED, Kind
 from .kube import Kube
 from .store import AppKey, Store
 
 log = logging.getLogger("appkeeper.verify")
 
 
-def verify(kube: Kube, store: Store, namespaces: list[str] | None = None) -> set[AppKey]:
-    """Lists every watched kind (and the Apps) in each of `namespaces` ("": all of them; default:
-    each namespace the store knows); returns the Apps to reconcile because what the store held was
-    not what the API holds. Raises ApiError."""
+def verify(kube: Kube, store: Store, namespaces: list[str] | None = None,
+           kinds: tuple[Kind, ...] = WATCHED) -> set[AppKey]:
+    """Lists the Apps and `kinds` (default: every watched kind) in each of `namespaces` ("": all of
+    them; default: each namespace the store knows); returns the Apps to reconcile because what the
+    store held was not what the API holds. Raises ApiError.
+
+    The informers keep the children and pods true on their own (a relist after a 410); kopf's App
+    watch does not drop an App deleted while it was away, so the periodic check lists only the
+    Apps, and everything after an outage."""
     stale: set[AppKey] = set()
     app = BY_KIND["App"]
     for namespace in sorted(store.namespaces() if namespaces is None else namespaces):
         gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App",
                                                    app.api_version))
-        for kind in WATCHED:
+        for kind in kinds:
             listed = typed(kube.list(kind.api_version, kind.kind, namespace, LABEL_APP), kind.kind, kind.api_version)
             stale |= store.replace(kind.kind, namespace, listed)
         if gone:

@@ -63,6 +63,7 @@ def test_verify_puts_back_the_truth_after_an_outage() -> None:
     # During an outage, the Service is deleted and nobody tells the store.
     w.kube.objects.pop(("Service", NS, "shop"))
     assert ("Service", "shop") in store.children((NS, "shop"))
+    assert verify(w.kube, store, kinds=()) == set()  # type: ignore[arg-type]  # the Apps only: not seen
     assert verify(w.kube, store) == {(NS, "shop")}  # type: ignore[arg-type]
     assert ("Service", "shop") not in store.children((NS, "shop"))
     w.reconciler.reconcile((NS, "shop"))
@@ -113,3 +114,32 @@ def test_a_relist_of_all_namespaces_replaces_across_them() -> None:
     assert store.children(("b", "x")) == {}
     assert store.replace_apps("", [app("b", "x")]) == {("a", "x")}
     assert store.app_keys() == [("b", "x")]
+
+
+def test_the_store_keeps_a_slim_compact_copy_and_leaves_the_watched_object_whole() -> None:
+    import json
+
+    from appkeeper.store import slim
+
+    def decoded() -> dict[str, object]:  # as from a watch: every key a string of its own
+        return dict(json.loads(json.dumps({
+            "kind": "Service", "metadata": {
+                "name": "web", "uid": "1234-abcd", "resourceVersion": "77",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "blue"},
+                "managedFields": [{"manager": "appkeeper", "fieldsV1": {"f:spec": {}}},
+                                  {"manager": "kubectl", "fieldsV1": {"f:metadata": {}}}]},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})))
+
+    watched, other = decoded(), decoded()
+    before = json.dumps(watched)
+    kept, kept2 = slim(watched), slim(other)
+    assert json.dumps(watched) == before  # the watch's object is not changed
+    assert kept["metadata"]["annotations"] == {"team": "blue"}  # type: ignore[index]
+    assert [e["manager"] for e in kept["metadata"]["managedFields"]] == ["appkeeper"]  # type: ignore[index]
+    assert kept["spec"] == other["spec"]
+    # Two objects share one string per key and per digit-free short value; what carries digits is their own.
+    k1 = next(iter(kept["spec"]["ports"][0]))  # type: ignore[index]
+    k2 = next(iter(kept2["spec"]["ports"][0]))  # type: ignore[index]
+    assert k1 is k2
+    assert kept["spec"]["type"] is kept2["spec"]["type"]  # type: ignore[index]
+    assert next(iter(watched["spec"]["ports"][0])) is not next(iter(other["spec"]["ports"][0]))  # type: ignore[index]

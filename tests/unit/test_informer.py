@@ -1,0 +1,141 @@
+"""The children's informers: watch events into the store, resume, relist on 410, back off on failure."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from appkeeper import informer
+from appkeeper.informer import RELIST, Informer, handle
+from appkeeper.kinds import BY_KIND
+from appkeeper.kube import ApiError
+from appkeeper.store import Store
+
+DEPLOYMENT, POD = BY_KIND["Deployment"], BY_KIND["Pod"]
+
+
+def child(name: str, rv: str, app: str = "shop", uid: str = "") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "uid": uid or name, "resourceVersion": rv,
+                         "labels": {"appkeeper.dev/app": app}}}
+
+
+def test_events_go_into_the_store_and_name_their_app() -> None:
+    store = Store()
+    assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "5")}) == (("ns", "shop"), "5")
+    held = store.child(("ns", "shop"), ("Deployment", "shop"))
+    assert held is not None
+    assert held["kind"] == "Deployment"  # a watch's object is typed for the store's key
+    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": child("shop", "6")}) == (("ns", "shop"), "6")
+    assert handle(store, DEPLOYMENT, {"type": "DELETED", "object": child("shop", "7")}) == (("ns", "shop"), "7")
+    assert store.child(("ns", "shop"), ("Deployment", "shop")) is None
+    assert handle(store, POD, {"type": "ADDED", "object": child("shop-abc", "8")}) == (("ns", "shop"), "8")
+    assert [p["metadata"]["name"] for p in store.pods(("ns", "shop"))] == ["shop-abc"]
+
+
+def test_a_bookmark_moves_the_resource_version_only() -> None:
+    store = Store()
+    bookmark = {"type": "BOOKMARK", "object": {"kind": "Deployment", "metadata": {"resourceVersion": "42"}}}
+    assert handle(store, DEPLOYMENT, bookmark) == (None, "42")
+    assert store.children(("ns", "shop")) == {}
+
+
+def test_gone_asks_for_a_relist_and_other_errors_raise() -> None:
+    store = Store()
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}}
+    assert handle(store, DEPLOYMENT, gone) == (None, RELIST)
+    with pytest.raises(ApiError) as e:
+        handle(store, DEPLOYMENT, {"type": "ERROR", "object": {"code": 500, "reason": "InternalError"}})
+    assert e.value.status == 500
+
+
+class Stream:
+    def __init__(self, events: list[Any]) -> None:
+        self.events, self.closed = events, False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedKube:
+    """Answers list_at and watch from a script; the informer is stopped when the script runs out."""
+
+    def __init__(self, steps: list[Any]) -> None:
+        self.steps = steps
+        self.calls: list[tuple[str, str]] = []
+        self.informer: Informer | None = None
+
+    def _next(self, call: str, arg: str) -> Any:
+        self.calls.append((call, arg))
+        if not self.steps:
+            assert self.informer is not None
+            self.informer.stop()
+            raise ApiError(0, "Unreachable", "the script is over")
+        step = self.steps.pop(0)
+        assert step[0] == call, f"expected {step[0]}, got {call}"
+        if isinstance(step[1], Exception):
+            raise step[1]
+        return step[1]
+
+    def list_at(self, api_version: str, kind: str, namespace: str, selector: str) -> tuple[list[Any], str]:
+        assert selector == "appkeeper.dev/app"
+        return self._next("list", namespace)  # type: ignore[no-any-return]
+
+    def watch(self, api_version: str, kind: str, namespace: str, selector: str, rv: str,
+              timeout_seconds: int) -> Stream:
+        return Stream(self._next("watch", rv))
+
+
+def run(kube: ScriptedKube, store: Store) -> list[tuple[str, str]]:
+    queued: list[tuple[str, str]] = []
+    inf = Informer(kube, store, DEPLOYMENT, "ns", queued.append)  # type: ignore[arg-type]
+    kube.informer = inf
+    thread = threading.Thread(target=inf.run)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    return queued
+
+
+def test_lists_then_watches_resumes_and_relists_after_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(informer, "retry_delay", lambda *a: 0.0)
+    store = Store()
+    store.put_child({**child("ghost", "1", app="old"), "kind": "Deployment"})  # vanished while unwatched
+    kube = ScriptedKube([
+        ("list", ([child("shop", "10")], "100")),
+        ("watch", [{"type": "MODIFIED", "object": child("shop", "11")},
+                   {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "120"}}}]),
+        ("watch", [{"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}]),
+        ("list", ([child("shop", "11"), child("cart", "130", app="cart")], "130")),
+        ("watch", ApiError(0, "Unreachable", "connection refused")),
+        ("watch", []),
+    ])
+    queued = run(kube, store)
+    # The first list replaced the store (the ghost went, its App queued); each watch resumed where
+    # the last one ended (a bookmark included); a 410 relisted; a failure resumed from the same place.
+    assert kube.calls[:6] == [("list", "ns"), ("watch", "100"), ("watch", "120"), ("list", "ns"),
+                              ("watch", "130"), ("watch", "130")]
+    assert store.child(("ns", "old"), ("Deployment", "ghost")) is None
+    assert set(queued) == {("ns", "old"), ("ns", "shop"), ("ns", "cart")}
+    assert store.child(("ns", "cart"), ("Deployment", "cart")) is not None
+
+
+def test_a_refusal_relists_and_backs_off_exponentially(monkeypatch: pytest.MonkeyPatch) -> None:
+    delays: list[int] = []
+    monkeypatch.setattr(informer, "retry_delay", lambda attempt, *a: delays.append(attempt) or 0.0)
+    kube = ScriptedKube([
+        ("list", ApiError(403, "Forbidden", "RBAC")),
+        ("list", ApiError(403, "Forbidden", "RBAC")),
+        ("list", ([], "7")),
+        ("watch", ApiError(401, "Unauthorized", "token rotated")),  # not resumable: start over
+        ("list", ([], "9")),
+    ])
+    run(kube, Store())
+    assert kube.calls[:6] == [("list", "ns"), ("list", "ns"), ("list", "ns"), ("watch", "7"),
+                              ("list", "ns"), ("watch", "9")]
+    assert delays[:3] == [1, 2, 3]  # failures in a row: only a watch that ran its course starts the count again
