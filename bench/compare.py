@@ -290,14 +290,14 @@ def repairs(kube: Kube, ns: str, n: int) -> dict[str, Any]:
 
 
 def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, resync: int = 3600,
-          repair: int = 0) -> dict[str, Any]:
+          repair: int = 0, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     ns = f"cmp-{party}-{run}-{uuid.uuid4().hex[:4]}"
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     proc: Any = None
     pid = 0
     try:
         if party == "appkeeper":
-            op = start_operator(tmp, f"--namespace={ns}", "--log-level=warning", f"--resync-seconds={resync}")
+            op = start_operator(tmp, f"--namespace={ns}", "--log-level=warning", f"--resync-seconds={resync}", *extra)
             proc, pid = op, op.proc.pid
         elif party == "peer":
             proc = start_peer(ns, tmp / f"peer-{run}.log")
@@ -446,6 +446,8 @@ def main() -> int:
     ap.add_argument("--repairs", type=int, default=0,
                     help="appkeeper: then delete this many Deployments one at a time, every App still there, "
                          "and time each repair")
+    ap.add_argument("--operator-arg", action="append", default=[],
+                    help="appkeeper: one more argument of `appkeeper run`, e.g. --operator-arg=--workers=32")
     ap.add_argument("--render", action="store_true", help="only write the table of --out into bench/results.md")
     args = ap.parse_args()
     if args.render:
@@ -462,7 +464,7 @@ def main() -> int:
         order = parties[run % len(parties):] + parties[:run % len(parties)]
         for party in order:
             rows.append(phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds,
-                              args.repairs))
+                              args.repairs, tuple(args.operator_arg)))
     result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
               "rate_limits": {"appkeeper": "none (its own client and watches; kopf watches the Apps)",
                               "peer": "none (kopf, the official client)",
