@@ -290,7 +290,7 @@ def repairs(kube: Kube, ns: str, n: int) -> dict[str, Any]:
 
 
 def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, resync: int = 3600,
-          repair: int = 0, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+          repair: int = 0, extra: tuple[str, ...] = (), keep: bool = False) -> dict[str, Any]:
     ns = f"cmp-{party}-{run}-{uuid.uuid4().hex[:4]}"
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     proc: Any = None
@@ -326,7 +326,8 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, 
         elif party == "peer" and proc is not None:
             proc.terminate()
             proc.wait(30)
-        delete_namespace(kube, ns)
+        if not keep:
+            delete_namespace(kube, ns)
 
 
 def idle(kube: Kube, pid: int, seconds: int) -> dict[str, Any]:
@@ -448,6 +449,8 @@ def main() -> int:
                          "and time each repair")
     ap.add_argument("--operator-arg", action="append", default=[],
                     help="appkeeper: one more argument of `appkeeper run`, e.g. --operator-arg=--workers=32")
+    ap.add_argument("--keep-namespace", action="store_true",
+                    help="leave each party's namespace (10,000 Apps take long to delete; cluster-down removes it)")
     ap.add_argument("--render", action="store_true", help="only write the table of --out into bench/results.md")
     args = ap.parse_args()
     if args.render:
@@ -464,7 +467,7 @@ def main() -> int:
         order = parties[run % len(parties):] + parties[:run % len(parties)]
         for party in order:
             rows.append(phase(kube, party, args.apps, run, tmp, args.steady_seconds, args.resync_seconds,
-                              args.repairs, tuple(args.operator_arg)))
+                              args.repairs, tuple(args.operator_arg), args.keep_namespace))
     result = {"command": " ".join(["bench/compare.py", *sys.argv[1:]]), "cores": os.cpu_count(),
               "rate_limits": {"appkeeper": "none (its own client and watches; kopf watches the Apps)",
                               "peer": "none (kopf, the official client)",
