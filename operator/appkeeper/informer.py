@@ -59,7 +59,6 @@ class Informer:
         self.kube, self.store, self.kind, self.namespace = kube, store, kind, namespace
         self.notify = notify
         self.watch_seconds = watch_seconds
-        self.synced = threading.Event()  # set after the first list is in the store
         self._stop = threading.Event()
         self._stream: WatchStream | None = None
         self._lock = threading.Lock()
@@ -102,7 +101,6 @@ class Informer:
         for owner in self.store.replace(self.kind.kind, self.namespace, typed(items, self.kind.kind,
                                                                              self.kind.api_version)):
             self.notify(owner)
-        self.synced.set()
         return rv
 
     def watch(self, rv: str) -> str:

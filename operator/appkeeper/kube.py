@@ -92,6 +92,18 @@ def user_agent_for(identity: str | None) -> str:
     return f"{MANAGER}/0.1" + (f" ({identity})" if identity else "")
 
 
+def _send(pool: urllib3.PoolManager, verb: str, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+    """One request, counted by `verb` and answer. No answer at all (refused, reset, timed out) is
+    ApiError status 0: worth another try."""
+    try:
+        resp = pool.request(method, url, **kwargs)
+    except urllib3.exceptions.HTTPError as e:
+        metrics.API_REQUESTS.labels(verb, "0").inc()
+        raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
+    metrics.API_REQUESTS.labels(verb, str(resp.status)).inc()
+    return resp
+
+
 def _decoded(resp: urllib3.BaseHTTPResponse) -> Json:
     if not resp.data:
         return {}
@@ -117,12 +129,8 @@ class WatchStream:
     @classmethod
     def open(cls, pool: urllib3.PoolManager, url: str, headers: dict[str, str],
              timeout: urllib3.Timeout) -> WatchStream:
-        try:
-            resp = pool.request("GET", url, headers=headers, preload_content=False, retries=False, timeout=timeout)
-        except urllib3.exceptions.HTTPError as e:
-            metrics.API_REQUESTS.labels("WATCH", "0").inc()
-            raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
-        metrics.API_REQUESTS.labels("WATCH", str(resp.status)).inc()
+        resp = _send(pool, "WATCH", "GET", url, headers=headers, preload_content=False, retries=False,
+                     timeout=timeout)
         if resp.status >= 400:
             error = _error(resp, _decoded(resp))
             resp.release_conn()
@@ -186,13 +194,8 @@ class Kube:
                 content_type: str = "application/json") -> Json:
         url = self.host + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
-        try:
-            resp = self.pool.request(method, url, body=data, headers=self._headers(content_type if data else None),
-                                     timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
-        except urllib3.exceptions.HTTPError as e:  # refused, reset, timed out: worth another try
-            metrics.API_REQUESTS.labels(method, "0").inc()
-            raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from e
-        metrics.API_REQUESTS.labels(method, str(resp.status)).inc()
+        resp = _send(self.pool, method, method, url, body=data, headers=self._headers(content_type if data else None),
+                     timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
         payload = _decoded(resp)
         if resp.status >= 400:
             raise _error(resp, payload)
