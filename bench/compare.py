@@ -137,15 +137,15 @@ def watch_events(kube: Kube, api_version: str, kind: str, namespace: str) -> Ite
 
 
 class Watcher:
-    """Streams watch events of one resource in one namespace; records when each name was first
-    seen per uid, and calls out to the waiters."""
+    """Streams watch events of one resource in one namespace: when each name was first seen per
+    uid, the names seen, the latest of each object; waiters are woken on every event."""
 
     def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
         self.kube, self.what = kube, (api_version, kind, namespace)
         self.seen: dict[tuple[str, str], float] = {}  # (name, uid) -> first seen
+        self.names: set[str] = set()
         self.latest: dict[str, dict[str, Any]] = {}
         self.cond = threading.Condition()
-        self.stop = False
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -155,41 +155,21 @@ class Watcher:
             name, uid = obj["metadata"]["name"], obj["metadata"].get("uid", "")
             with self.cond:
                 self.seen.setdefault((name, uid), now)
+                self.names.add(name)
                 if event["type"] == "DELETED":
                     self.latest.pop(name, None)
                 else:
                     self.latest[name] = obj
                 self.cond.notify_all()
-            if self.stop:
-                return
 
     def wait(self, predicate: Any, timeout: float) -> bool:
         with self.cond:
             return bool(self.cond.wait_for(predicate, timeout))
 
-
-class Seen:
-    """Counts the distinct names a watch has seen ADDED in a namespace."""
-
-    def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str) -> None:
-        self.names: set[str] = set()
-        self.cond = threading.Condition()
-        self.what = (api_version, kind, namespace)
-        self.kube = kube
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        for event in watch_events(self.kube, *self.what):
-            with self.cond:
-                self.names.add(event["object"]["metadata"]["name"])
-                self.cond.notify_all()
-
-    def wait(self, count: int, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.names) < count:
-                if not self.cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.what}: {len(self.names)} of {count} after {timeout}s")
+    def wait_names(self, count: int, timeout: float) -> float:
+        """The monotonic time once `count` distinct names have been seen; TimeoutError after `timeout`."""
+        if not self.wait(lambda: len(self.names) >= count, timeout):
+            raise TimeoutError(f"{self.what}: {len(self.names)} of {count} after {timeout}s")
         return time.monotonic()
 
 
@@ -204,13 +184,13 @@ def measure_burst(kube: Kube, ns: str, n: int, pids: list[int], burst: Callable[
     first; `burst()` run; seconds until the watches have seen n of each; the requests it caused
     once they settle (trailing status patches and Events belong to the burst); the CPU of `pids`
     over it, and their RSS before and after. `requests` still counts this client's own."""
-    watches = [Seen(kube, v, k, ns) for v, k in kinds]
+    watches = [Watcher(kube, v, k, ns) for v, k in kinds]
     time.sleep(1.0)
     rss_before = [round(rss_mib(p), 1) for p in pids]
     before, cpu0 = requests_by_party(kube), sum(cpu_seconds(p) for p in pids)
     t0 = time.monotonic()
     burst()
-    elapsed = max(w.wait(n, timeout) for w in watches) - t0
+    elapsed = max(w.wait_names(n, timeout) for w in watches) - t0
     after = settled(kube, before)
     cpu1 = sum(cpu_seconds(p) for p in pids)
     return {"seconds": round(elapsed, 2), "cpu_s": cpu1 - cpu0, "requests": counted(before, after),

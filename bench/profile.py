@@ -63,7 +63,7 @@ def main() -> int:
     tmp.mkdir()
     op = start_operator(tmp, f"--namespace={ns}", "--log-level=warning", "--resync-seconds=3600")
     try:
-        seen = [compare.Seen(kube, "apps/v1", "Deployment", ns), compare.Seen(kube, "v1", "Service", ns)]
+        seen = [compare.Watcher(kube, "apps/v1", "Deployment", ns), compare.Watcher(kube, "v1", "Service", ns)]
         time.sleep(1)
         spy = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "-p", str(op.proc.pid), "--gil",
                                 "-r", "200", "-f", "raw", "-o", args.out, "-d", "600"],
@@ -72,7 +72,7 @@ def main() -> int:
         cpu0, t0 = compare.cpu_seconds(op.proc.pid), time.monotonic()
         compare.in_parallel(args.apps, lambda i: kube.request("POST", path_for(compare.APPS, "App", ns),
                                                               compare.app_body(f"a{i}")))
-        done = max(s.wait(args.apps, 600) for s in seen)
+        done = max(s.wait_names(args.apps, 600) for s in seen)
         time.sleep(3)
         print(f"{args.apps} Apps to children in {done - t0:.1f} s, "
               f"{(compare.cpu_seconds(op.proc.pid) - cpu0) * 1000 / args.apps:.1f} ms CPU per App, "
