@@ -159,6 +159,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if rt.elector is not None:
         await loop.run_in_executor(None, rt.elector.release)
     if rt.shard_elector is not None:
+        if rt.shards is not None and rt.shards.owned:  # their tenures end here, after the last reconcile, before a
+            # Lease is free: another replica may take one before this process has exited
+            _shard_log("gave up", sorted(rt.shards.owned), rt.shard_elector)
+            rt.shards.owned.clear()
         await loop.run_in_executor(None, rt.shard_elector.release_all)
 
 

@@ -38,8 +38,9 @@ class Tenure:
 
 
 def tenures(ops: dict[str, Operator], ended: dict[str, float]) -> list[Tenure]:
-    """From each replica's log: `holds` opens a tenure of a shard, `gave up` closes it; the rest end
-    when the replica was killed or stopped."""
+    """From each replica's log: `holds` opens a tenure of a shard, `gave up` closes it (a replica
+    stopped says it once its last reconcile is done, before it frees the Leases); the rest end when
+    the replica was killed."""
     out: list[Tenure] = []
     for name, op in ops.items():
         open_: dict[int, Tenure] = {}
