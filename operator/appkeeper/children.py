@@ -66,8 +66,11 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
         return
     if result is None:
         return
-    deps.store.put_child(result)
-    deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], compact(owned_fields(result) or {}))
+    owner = deps.store.put_child(result)
+    held = deps.store.child(owner, (kind, name)) if owner is not None else None
+    # The fields as the store holds them (the same version, mostly): shared, not a second copy.
+    fields = compact(owned_fields(result) or {}, owned_fields(held) if held is not None else None)
+    deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], fields)
     record(deps, app, kind, name, action, outcome)
 
 

@@ -18,11 +18,12 @@ ChildKey = tuple[str, str]  # kind, name
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def slim(obj: Json) -> Json:
+def slim(obj: Json, like: Json | None = None) -> Json:
     """What decisions read of a watched object: our own managedFields entries only (what we own,
     and so what someone took from us; other managers' entries are often most of an object), and no
     client-side apply copy of the whole object in an annotation. A new, compact copy (see
-    `compact`): the watch's stays whole."""
+    `compact`; `like`: the version held before, whose unchanged parts it reuses): the watch's stays
+    whole."""
     meta = dict(obj.get("metadata") or {})
     fields = meta.get("managedFields")
     if fields is not None:
@@ -34,25 +35,40 @@ def slim(obj: Json) -> Json:
     annotations = meta.get("annotations") or {}
     if LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-    slimmed: Json = compact({**obj, "metadata": meta})
+    slimmed: Json = compact({**obj, "metadata": meta}, like)
     return slimmed
 
 
 _WORDS = re.compile(r"[^\d]{1,32}")
 
 
-def compact(value: Any) -> Any:
+def compact(value: Any, like: Any = None) -> Any:
     """A copy whose keys, and short values without digits ("True", "TCP", "ClusterIP", a container
     name), are interned strings: JSON decoding makes a new string for every key of every object, so
     a thousand Deployments held their own copies of the same few hundred names. bench/compact.py
     measures it on an App's Deployment and Service: 14.3 KB held per object before, 8.4 KB after,
     for 44-76 us of CPU per object (json.loads of it: 19-36 us).
-    Uids, resourceVersions and times (they carry digits) are left alone."""
-    if isinstance(value, dict):
+    Uids, resourceVersions and times (they carry digits) are left alone.
+
+    `like`: an earlier compact copy of the same object (the version the store holds). Its parts
+    equal to the new ones are reused as they are, found by a comparison that runs in C, so a new
+    version of an object costs a fraction of the first one (bench/compact.py: "update"). Nothing
+    may change a held object in place: versions share parts."""
+    kind = type(value)
+    if kind is dict:
+        if type(like) is dict:
+            if value == like:
+                return like
+            return {sys.intern(k): compact(v, like.get(k)) for k, v in value.items()}
         return {sys.intern(k): compact(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list:
+        if type(like) is list:
+            if value == like:
+                return like
+            if len(value) == len(like):
+                return [compact(v, w) for v, w in zip(value, like, strict=True)]
         return [compact(v) for v in value]
-    if isinstance(value, str) and _WORDS.fullmatch(value):
+    if kind is str and _WORDS.fullmatch(value):
         return sys.intern(value)
     return value
 
@@ -155,6 +171,20 @@ class ConfigSources:
             return users
 
 
+def _keep(lock: threading.Lock, held: Callable[[], dict[Any, Json]], key: Any, obj: Json) -> None:
+    """Holds the newer of `obj` and what `held()` has at `key`. Slimmed outside the lock, against the
+    version held (its unchanged parts are reused); one no newer than that is not slimmed at all."""
+    with lock:
+        old = held().get(key)
+    if not _newer(obj, old):
+        return
+    obj = slim(obj, old)
+    with lock:
+        table = held()
+        if _newer(obj, table.get(key)):
+            table[key] = obj
+
+
 def _everything(_: AppKey) -> bool:
     return True
 
@@ -176,10 +206,7 @@ class Store:
         key = app_key(body)
         if not self.accepts(key):
             return False
-        body = slim(body)
-        with self._lock:
-            if _newer(body, self._apps.get(key)):
-                self._apps[key] = body
+        _keep(self._lock, lambda: self._apps, key, body)
         return True
 
     def drop_app(self, key: AppKey) -> None:
@@ -213,11 +240,7 @@ class Store:
         owner = owner_of(obj)
         if owner is None or not self.accepts(owner):
             return None
-        obj = slim(obj)
-        with self._lock:
-            held = table.setdefault(owner, {})
-            if _newer(obj, held.get(key)):
-                held[key] = obj
+        _keep(self._lock, lambda: table.setdefault(owner, {}), key, obj)
         return owner
 
     def _drop(self, table: dict[AppKey, dict[Any, Json]], key: Any, obj: Json) -> AppKey | None:
@@ -242,7 +265,10 @@ class Store:
             owner = owner_of(obj)
             if owner is not None and self.accepts(owner):
                 name = obj["metadata"]["name"]
-                fresh.setdefault(owner, {})[name if pods else (kind, name)] = slim(obj)
+                key = name if pods else (kind, name)
+                with self._lock:
+                    old = table.get(owner, {}).get(key)
+                fresh.setdefault(owner, {})[key] = slim(obj, old)
         changed: set[AppKey] = set()
         with self._lock:
             for owner in {o for o in table.keys() | fresh.keys() if not namespace or o[0] == namespace}:

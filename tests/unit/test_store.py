@@ -143,3 +143,43 @@ def test_the_store_keeps_a_slim_compact_copy_and_leaves_the_watched_object_whole
     assert k1 is k2
     assert kept["spec"]["type"] is kept2["spec"]["type"]  # type: ignore[index]
     assert next(iter(watched["spec"]["ports"][0])) is not next(iter(other["spec"]["ports"][0]))  # type: ignore[index]
+
+
+def test_a_new_version_reuses_the_unchanged_parts_of_the_one_held() -> None:
+    import copy
+
+    from appkeeper.store import compact
+
+    def deployment(rv: str, ready: int, ports: list[int]) -> dict[str, object]:
+        return {"kind": "Deployment", "metadata": {"name": "shop", "namespace": "ns", "uid": "u1",
+                                                   "resourceVersion": rv, "labels": {"appkeeper.dev/app": "shop"}},
+                "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                    {"name": "web", "ports": [{"containerPort": p} for p in ports]}]}}},
+                "status": {"readyReplicas": ready, "conditions": [{"type": "Available", "status": "True"}]}}
+
+    s = Store()
+    s.put_child(deployment("5", 1, [80]))
+    held = s.child(("ns", "shop"), ("Deployment", "shop"))
+    assert held is not None
+    new = deployment("6", 2, [80])
+    s.put_child(new)
+    now = s.child(("ns", "shop"), ("Deployment", "shop"))
+    assert now == new
+    assert now is not held
+    assert now["spec"] is held["spec"]  # unchanged: the same dict, no copy
+    assert now["status"] is not held["status"]
+    assert now["status"]["conditions"] is held["status"]["conditions"]
+    assert held["status"]["readyReplicas"] == 1  # the version held before is not changed
+    # An older or equal version is not copied at all; a list that changed length is copied whole.
+    s.put_child(deployment("4", 0, [80]))
+    assert s.child(("ns", "shop"), ("Deployment", "shop")) is now
+    changed = compact(deployment("7", 2, [80, 81]), now)
+    assert changed["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80},
+                                                                             {"containerPort": 81}]
+    assert changed["metadata"]["labels"] is now["metadata"]["labels"]
+    # `like` of another shape is ignored, and the value's own containers are never kept.
+    value = {"a": [1, {"b": "c"}]}
+    out = compact(value, {"a": {"b": 1}})
+    assert out == copy.deepcopy(value)
+    assert out["a"] is not value["a"]
+    assert out["a"][1] is not value["a"][1]
