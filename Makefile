@@ -20,9 +20,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed ## create .venv with the package and its test/dev tools
 
-lint: venv ## ruff and mypy --strict
+lint: venv ## ruff and mypy --strict (the bench too; the kopf peer is written in kopf's documented style, untyped)
 	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict --follow-imports=silent bench/*.py
 
 test-unit: venv ## the fast suite: pure code, no cluster, no binaries (under 5 s)
 	$(PY) -m pytest -q tests/unit

@@ -59,7 +59,7 @@ def app_body(name: str) -> dict[str, Any]:
 def apiserver_writes(kube: Kube) -> tuple[int, dict[str, int]]:
     text = subprocess.run(["kubectl", "get", "--raw", "/metrics"], capture_output=True, text=True,
                           check=True).stdout
-    total, by = 0, {}
+    total, by = 0, dict[str, int]()
     for line in text.splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
