@@ -173,6 +173,17 @@ class Watcher:
         return time.monotonic()
 
 
+def install_crds(kube: Kube, timeout: float = 30) -> None:
+    """The App CRD applied, and served: a cluster just made has none."""
+    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")], check=True,
+                   capture_output=True)
+    deadline = time.monotonic() + timeout
+    while not kube.serves(APPS, "apps"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the App CRD is not served {timeout:.0f}s after it was applied")
+        time.sleep(0.2)
+
+
 def create_apps(kube: Kube, ns: str, n: int) -> None:
     in_parallel(n, lambda i: kube.request("POST", path_for(APPS, "App", ns), app_body(f"a{i}")))
 
@@ -436,9 +447,8 @@ def main() -> int:
     if args.render:
         write_results({**json.loads(Path(args.out).read_text()), "out": args.out}, ROOT / "bench" / "results.md")
         return 0
-    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")], check=True,
-                   capture_output=True)
     kube = Kube(load_configuration(), pool_size=40)
+    install_crds(kube)
     parties = [p for p in args.parties.split(",") if p]
     tmp = Path(f"/tmp/appkeeper-compare-{uuid.uuid4().hex[:6]}")
     tmp.mkdir()

@@ -33,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "operator")]
 from tests.e2e.conftest import free_port  # noqa: E402
 
 from appkeeper.kube import Kube, load_configuration  # noqa: E402
-from compare import ROOT, create_apps, delete_namespace, measure_burst, rss_mib  # noqa: E402
+from compare import ROOT, create_apps, delete_namespace, install_crds, measure_burst, rss_mib  # noqa: E402
 
 STDLIB = os.path.dirname(os.__file__)
 
@@ -88,9 +88,8 @@ def serve(namespace: str, out: Path, trigger: Path, metrics_port: int, health_po
 
 
 def drive(n: int, out: Path) -> dict[str, Any]:
-    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")], check=True,
-                   capture_output=True)
     kube = Kube(load_configuration(), pool_size=40)
+    install_crds(kube)
     ns = f"mem-{uuid.uuid4().hex[:6]}"
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     tmp = Path(f"/tmp/appkeeper-mem-{uuid.uuid4().hex[:6]}")

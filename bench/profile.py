@@ -57,6 +57,7 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/appkeeper-profile.txt")
     args = ap.parse_args()
     kube = Kube(load_configuration(), pool_size=40)
+    compare.install_crds(kube)
     ns = f"prof-{uuid.uuid4().hex[:4]}"
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     tmp = Path(f"/tmp/appkeeper-{ns}")
