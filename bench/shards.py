@@ -83,7 +83,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                             ("cpu_ms_per_app", [m["cpu_ms_per_app"] for m in mine]),
                             ("requests_per_app", [m["requests_per_app"] for m in mine]),
                             ("rss_mib_per_replica", [x for m in mine for x in m["rss_mib_after"]])):
-            stats[key] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+            stats[key] = {"min": min(values), "median": round(statistics.median(values), 2), "max": max(values)}
         out[str(r)] = stats
     return out
 
