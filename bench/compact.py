@@ -5,8 +5,10 @@
 
 The objects are an App's Deployment and Service as the API server would store them (a server-side
 dry-run apply of what appkeeper builds, in the default namespace: defaults and managedFields
-included, nothing stored). Each is decoded from its JSON COPIES times and kept: slimmed as before
-(`slim` without `compact`), then slimmed and compacted as the store does now. tracemalloc counts
+included, nothing stored). Each is kept COPIES times, as a thousand Apps' would be: each copy with
+its own App name, uid and resourceVersion (what differs from App to App), decoded from its own
+JSON. They are kept slimmed as before (`slim` without `compact`), then slimmed and compacted as the
+store does now. tracemalloc counts
 what stays held; timeit measures json.loads and compact per object: a first version, and an update
 (a new resourceVersion and status, as the Deployment controller writes) compacted against the
 version held, whose unchanged parts it reuses.
@@ -19,6 +21,7 @@ import statistics
 import sys
 import timeit
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,9 +36,19 @@ from compare import app_body, children  # noqa: E402
 COPIES = 200
 
 
+def copies(text: str) -> list[str]:
+    """COPIES of an object of the App "shop" with uid "u-1": each of its own App, uid and version."""
+    out = []
+    for i in range(COPIES):
+        obj = json.loads(text.replace('"shop', f'"a{i:04d}').replace("u-1", str(uuid.uuid4())))
+        obj["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=str(1000 + i))
+        out.append(json.dumps(obj))
+    return out
+
+
 def held_per_object(texts: list[str], keep: Callable[[str], Any]) -> float:
     tracemalloc.start()
-    kept = [keep(t) for t in texts for _ in range(COPIES)]
+    kept = [keep(t) for t in texts]
     held = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return held / len(kept)
@@ -57,13 +70,14 @@ def main() -> int:
     app = {**app_body("shop"), "metadata": {"name": "shop", "namespace": "default", "uid": "u-1", "generation": 1}}
     objs = [kube.apply(child, dry_run=True) for child in children(app) if child["kind"] in ("Deployment", "Service")]
     texts = [json.dumps(o) for o in objs]
+    kept = [c for t in texts for c in copies(t)]
     uncompacted = store.compact
     store.compact = lambda value, like=None: value  # slim as it was: the same copy, nothing interned
     try:
-        before = held_per_object(texts, lambda t: store.slim(json.loads(t)))
+        before = held_per_object(kept, lambda t: store.slim(json.loads(t)))
     finally:
         store.compact = uncompacted
-    after = held_per_object(texts, lambda t: store.slim(json.loads(t)))
+    after = held_per_object(kept, lambda t: store.slim(json.loads(t)))
     slimmed = [store.slim(json.loads(t)) for t in texts]
     updates = [updated(json.loads(t)) for t in texts]
     result = {"command": "bench/compact.py", "objects": [o["kind"] for o in objs],

@@ -119,30 +119,43 @@ def test_a_relist_of_all_namespaces_replaces_across_them() -> None:
 def test_the_store_keeps_a_slim_compact_copy_and_leaves_the_watched_object_whole() -> None:
     import json
 
-    from appkeeper.store import slim
+    from appkeeper.store import LEAF, slim
 
     def decoded() -> dict[str, object]:  # as from a watch: every key a string of its own
         return dict(json.loads(json.dumps({
             "kind": "Service", "metadata": {
                 "name": "web", "uid": "1234-abcd", "resourceVersion": "77",
-                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "blue"},
-                "managedFields": [{"manager": "appkeeper", "fieldsV1": {"f:spec": {}}},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "blue",
+                                "long": "x" * 65},
+                "managedFields": [{"manager": "appkeeper",
+                                   "fieldsV1": {"f:spec": {"f:type": {}, "f:selector": {"f:app": {}}}}},
                                   {"manager": "kubectl", "fieldsV1": {"f:metadata": {}}}]},
-            "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})))
+            "spec": {"type": "ClusterIP", "selector": {},
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})))
 
     watched, other = decoded(), decoded()
     before = json.dumps(watched)
     kept, kept2 = slim(watched), slim(other)
     assert json.dumps(watched) == before  # the watch's object is not changed
-    assert kept["metadata"]["annotations"] == {"team": "blue"}  # type: ignore[index]
+    assert kept["metadata"]["annotations"] == {"team": "blue", "long": "x" * 65}  # type: ignore[index]
     assert [e["manager"] for e in kept["metadata"]["managedFields"]] == ["appkeeper"]  # type: ignore[index]
     assert kept["spec"] == other["spec"]
-    # Two objects share one string per key and per digit-free short value; what carries digits is their own.
+    # Two objects share one string per key and per short value (a uid, a time); long ones are their own.
     k1 = next(iter(kept["spec"]["ports"][0]))  # type: ignore[index]
     k2 = next(iter(kept2["spec"]["ports"][0]))  # type: ignore[index]
     assert k1 is k2
-    assert kept["spec"]["type"] is kept2["spec"]["type"]  # type: ignore[index]
     assert next(iter(watched["spec"]["ports"][0])) is not next(iter(other["spec"]["ports"][0]))  # type: ignore[index]
+    assert kept["spec"]["type"] is kept2["spec"]["type"]  # type: ignore[index]
+    assert kept["metadata"]["uid"] is kept2["metadata"]["uid"]  # type: ignore[index]
+    assert watched["metadata"]["uid"] is not other["metadata"]["uid"]  # type: ignore[index]
+    assert kept["metadata"]["annotations"]["long"] is not kept2["metadata"]["annotations"]["long"]  # type: ignore[index]
+    # Every empty leaf of a kept fieldsV1 tree is the one shared LEAF; other empty dicts stay their own.
+    tree = kept["metadata"]["managedFields"][0]["fieldsV1"]  # type: ignore[index]
+    assert tree["f:spec"]["f:type"] is LEAF
+    assert tree["f:spec"]["f:selector"]["f:app"] is LEAF
+    assert kept["spec"]["selector"] == {}  # type: ignore[index]
+    assert kept["spec"]["selector"] is not LEAF  # type: ignore[index]
+    assert LEAF == {}
 
 
 def test_a_new_version_reuses_the_unchanged_parts_of_the_one_held() -> None:
