@@ -3,6 +3,7 @@ Reads for reconcile come from here, not from the API."""
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -40,13 +41,26 @@ def slim(obj: Json, like: Json | None = None) -> Json:
 
 SHORT = 64  # strings up to this length are interned: names, times, uids, images, label values
 LEAF: Json = {}  # the one empty leaf that every kept fieldsV1 tree shares: nothing may write to it
+_WORDS = re.compile(r"[^\d]{1,32}")  # where interned strings never die: only a vocabulary, no uids or times
+
+
+def interned_strings_die() -> bool:
+    """Whether an interned string is freed with its last user, as on CPython 3.11 and 3.13. Early
+    3.12 releases made every interned string immortal (python/cpython#113993): there, interning
+    each resourceVersion and time seen would grow without end."""
+    probe = sys.intern("".join(("appkeeper-intern-probe-", str(id(object())))))
+    return sys.getrefcount(probe) < 1 << 20
+
+
+_INTERN_ANY = interned_strings_die()
 
 
 def compact(value: Any, like: Any = None) -> Any:
     """A copy whose keys and short strings are interned: JSON decoding makes a new string for
     every key and value of every object, so a thousand Deployments held their own copies of the
     same few hundred names, and an App's name, uid and the second they were written, once per
-    place they appear. Interned strings are freed with their last user. The empty leaves of a
+    place they appear. Interned strings are freed with their last user (where they are not, only
+    short strings without digits are interned: `interned_strings_die`). The empty leaves of a
     fieldsV1 tree (a managedFields entry: one `{}` per field) are all one dict (`compact_fields`).
     bench/compact.py measures the bytes held and the CPU per object.
 
@@ -69,7 +83,7 @@ def compact(value: Any, like: Any = None) -> Any:
             if len(value) == len(like):
                 return [compact(v, w) for v, w in zip(value, like, strict=True)]
         return [compact(v) for v in value]
-    if kind is str and len(value) <= SHORT:
+    if kind is str and (len(value) <= SHORT if _INTERN_ANY else _WORDS.fullmatch(value)):
         return sys.intern(value)
     return value
 

@@ -196,3 +196,15 @@ def test_a_new_version_reuses_the_unchanged_parts_of_the_one_held() -> None:
     assert out == copy.deepcopy(value)
     assert out["a"] is not value["a"]
     assert out["a"][1] is not value["a"][1]
+
+
+def test_short_strings_are_interned_only_where_interned_strings_die() -> None:
+    import sys
+
+    from appkeeper import store
+
+    if sys.version_info[:2] in ((3, 11), (3, 13)):  # mortal interned strings (CI and the image: 3.11)
+        assert store.interned_strings_die()
+    rv = "".join(("12", "345"))
+    assert (store.compact(rv) is sys.intern("12345")) is store.interned_strings_die()
+    assert store.compact("".join(("Cluster", "IP"))) is sys.intern("ClusterIP")  # a word: everywhere
