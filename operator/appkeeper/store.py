@@ -39,30 +39,18 @@ def slim(obj: Json, like: Json | None = None) -> Json:
     return slimmed
 
 
-SHORT = 64  # strings up to this length are interned: names, times, uids, images, label values
 LEAF: Json = {}  # the one empty leaf that every kept fieldsV1 tree shares: nothing may write to it
-_WORDS = re.compile(r"[^\d]{1,32}")  # where interned strings never die: only a vocabulary, no uids or times
-
-
-def interned_strings_die() -> bool:
-    """Whether an interned string is freed with its last user, as on CPython 3.11 and 3.13. Early
-    3.12 releases made every interned string immortal (python/cpython#113993): there, interning
-    each resourceVersion and time seen would grow without end."""
-    probe = sys.intern("".join(("appkeeper-intern-probe-", str(id(object())))))
-    return sys.getrefcount(probe) < 1 << 20
-
-
-_INTERN_ANY = interned_strings_die()
+_WORDS = re.compile(r"[^\d]{1,32}")
 
 
 def compact(value: Any, like: Any = None) -> Any:
-    """A copy whose keys and short strings are interned: JSON decoding makes a new string for
-    every key and value of every object, so a thousand Deployments held their own copies of the
-    same few hundred names, and an App's name, uid and the second they were written, once per
-    place they appear. Interned strings are freed with their last user (where they are not, only
-    short strings without digits are interned: `interned_strings_die`). The empty leaves of a
-    fieldsV1 tree (a managedFields entry: one `{}` per field) are all one dict (`compact_fields`).
-    bench/compact.py measures the bytes held and the CPU per object.
+    """A copy whose keys, and short values without digits ("True", "TCP", "ClusterIP", a container
+    name), are interned strings: JSON decoding makes a new string for every key of every object, so
+    a thousand Deployments held their own copies of the same few hundred names. Uids,
+    resourceVersions and times (they carry digits) are left alone: interning each one seen costs CPU
+    (measured: bench/ab-intern.json) and, on early CPython 3.12, memory for good. The empty leaves of
+    a fieldsV1 tree (a managedFields entry: one `{}` per field) are all one dict
+    (`compact_fields`). bench/compact.py measures the bytes held and the CPU per object.
 
     `like`: an earlier compact copy of the same object (the version the store holds). Its parts
     equal to the new ones are reused as they are, found by a comparison that runs in C, so a new
@@ -83,7 +71,7 @@ def compact(value: Any, like: Any = None) -> Any:
             if len(value) == len(like):
                 return [compact(v, w) for v, w in zip(value, like, strict=True)]
         return [compact(v) for v in value]
-    if kind is str and (len(value) <= SHORT if _INTERN_ANY else _WORDS.fullmatch(value)):
+    if kind is str and _WORDS.fullmatch(value):
         return sys.intern(value)
     return value
 
