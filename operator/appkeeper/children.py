@@ -17,7 +17,7 @@ from .fields import created_not_applied, owned_fields, restore_lists, uncovered_
 from .kinds import CHILD_KINDS
 from .kube import ApiError
 from .status import Observed, Problem
-from .store import ChildKey, compact_fields
+from .store import ChildKey, compact
 
 log = logging.getLogger("appkeeper.reconcile")
 
@@ -69,7 +69,7 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
     owner = deps.store.put_child(result)
     held = deps.store.child(owner, (kind, name)) if owner is not None else None
     # The fields as the store holds them (the same version, mostly): shared, not a second copy.
-    fields = compact_fields(owned_fields(result) or {}, owned_fields(held) if held is not None else None)
+    fields = compact(owned_fields(result) or {}, owned_fields(held) if held is not None else None, leaf=True)
     deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], fields)
     record(deps, app, kind, name, action, outcome)
 

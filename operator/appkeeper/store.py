@@ -43,16 +43,16 @@ LEAF: Json = {}  # the one empty leaf that every kept fieldsV1 tree shares: noth
 _WORDS = re.compile(r"[^\d]{1,32}")
 
 
-def compact(value: Any, like: Any = None) -> Any:
+def compact(value: Any, like: Any = None, leaf: bool = False) -> Any:
     """A copy whose keys, and short values without digits ("True", "TCP", "ClusterIP", a container
     name), are interned strings: JSON decoding makes a new string for every key of every object, so
     a thousand Deployments held their own copies of the same few hundred names. Uids,
     resourceVersions and times (they carry digits) are left alone: interning them too cost CPU in
     an A/B (bench/ab-intern.json, where the change below, alone free, bench/ab-leaves.json, came
     with it) and, on early CPython 3.12, memory for good. The empty leaves of a fieldsV1 tree (a
-    managedFields entry: one `{}` per field) are all one dict (`compact_fields`).
+    managedFields entry: one `{}` per field) are all `LEAF` (`leaf`: inside such a tree).
     bench/compact.py, an App's Deployment and Service kept for 200 Apps: 14.5 KB held per object
-    uncompacted, 7.6 KB compacted, for 39-40 us of CPU per object.
+    uncompacted, 7.6 KB compacted, for 43-44 us of CPU per object.
 
     `like`: an earlier compact copy of the same object (the version the store holds). Its parts
     equal to the new ones are reused as they are, found by a comparison that runs in C, so a new
@@ -60,33 +60,23 @@ def compact(value: Any, like: Any = None) -> Any:
     may change a held object in place: versions share parts."""
     kind = type(value)
     if kind is dict:
-        if type(like) is dict:
-            if value == like:
-                return like
-            return {sys.intern(k): compact_fields(v, like.get(k)) if k == "fieldsV1" else compact(v, like.get(k))
-                    for k, v in value.items()}
-        return {sys.intern(k): compact_fields(v) if k == "fieldsV1" else compact(v) for k, v in value.items()}
+        if leaf and not value:
+            return LEAF
+        if type(like) is not dict:  # a first version: nothing to look up (the common case, and the dear one)
+            return {sys.intern(k): compact(v, None, leaf or k == "fieldsV1") for k, v in value.items()}
+        if value == like:
+            return like
+        return {sys.intern(k): compact(v, like.get(k), leaf or k == "fieldsV1") for k, v in value.items()}
     if kind is list:
         if type(like) is list:
             if value == like:
                 return like
             if len(value) == len(like):
-                return [compact(v, w) for v, w in zip(value, like, strict=True)]
-        return [compact(v) for v in value]
+                return [compact(v, w, leaf) for v, w in zip(value, like, strict=True)]
+        return [compact(v, None, leaf) for v in value]
     if kind is str and _WORDS.fullmatch(value):
         return sys.intern(value)
     return value
-
-
-def compact_fields(tree: Any, like: Any = None) -> Any:
-    """`compact` for a fieldsV1 tree: every empty leaf is `LEAF`."""
-    if type(tree) is not dict:
-        return compact(tree, like)
-    if not tree:
-        return LEAF
-    if type(like) is dict and tree == like:
-        return like
-    return {sys.intern(k): compact_fields(v, like.get(k) if type(like) is dict else None) for k, v in tree.items()}
 
 
 def _rv(obj: Json) -> int:

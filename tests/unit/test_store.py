@@ -185,6 +185,8 @@ def test_a_new_version_reuses_the_unchanged_parts_of_the_one_held() -> None:
     # An older or equal version is not copied at all; a list that changed length is copied whole.
     s.put_child(deployment("4", 0, [80]))
     assert s.child(("ns", "shop"), ("Deployment", "shop")) is now
+    s.put_child(deployment("6", 2, [80]))  # the watch's copy of what our write returned
+    assert s.child(("ns", "shop"), ("Deployment", "shop")) is now
     changed = compact(deployment("7", 2, [80, 81]), now)
     assert changed["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80},
                                                                              {"containerPort": 81}]
