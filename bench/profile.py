@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from tests.e2e.conftest import start_operator, stop_operator  # noqa: E402
 
 import compare  # noqa: E402
-from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
+from appkeeper.kube import Kube, load_configuration  # noqa: E402
 
 
 def frame(f: str) -> str:
@@ -71,8 +71,7 @@ def main() -> int:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2)
         cpu0, t0 = compare.cpu_seconds(op.proc.pid), time.monotonic()
-        compare.in_parallel(args.apps, lambda i: kube.request("POST", path_for(compare.APPS, "App", ns),
-                                                              compare.app_body(f"a{i}")))
+        compare.create_apps(kube, ns, args.apps)
         done = max(s.wait_names(args.apps, 600) for s in seen)
         time.sleep(3)
         print(f"{args.apps} Apps to children in {done - t0:.1f} s, "

@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -48,9 +47,11 @@ def slim(obj, *rest):
     _tally["cpu_s_firsts " + kind] += spent if first else 0.0
     return out
 store.slim = slim
-def _dump(*_):
-    with open(os.environ["APPKEEPER_PUTS_OUT"], "w") as f:
+def _dump(*_):  # written whole, then renamed: the reader never sees half of it
+    out = os.environ["APPKEEPER_PUTS_OUT"]
+    with open(out + ".part", "w") as f:
         json.dump(_tally, f)
+    os.replace(out + ".part", out)
 signal.signal(signal.SIGUSR1, _dump)
 '''
 
@@ -77,7 +78,6 @@ def main() -> int:
                                           lambda: compare.create_apps(kube, ns, args.apps))
             os.kill(op.proc.pid, signal.SIGUSR1)
             wait_for("the tally", tally_file.exists, timeout=10, interval=0.1)
-            time.sleep(0.2)
             tally = json.loads(tally_file.read_text())
         finally:
             stop_operator(op)
