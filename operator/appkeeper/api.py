@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +21,17 @@ PLURAL = "apps"
 Json = dict[str, Any]
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+# Kubernetes' quantity grammar (resource.ParseQuantity): a number, then a binary suffix, a decimal
+# suffix or an integer exponent. Each part starts with a character the one before cannot take, so
+# a failed match gives up after one pass: linear (the old `[0-9.]+...[eE...]*[0-9]*` backtracked
+# quadratically on "1"*N + "e1.5", which the CRD's pattern let through).
+QUANTITY = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+QUANTITY_MAX = 64  # the CRD's maxLength for a quantity; a longer one is refused before any parsing
+_SUFFIX = {"": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+MAX_REPLICAS = 10000  # the CRD's maximum for every replica count
+MESSAGE_MAX = 240  # characters of a SpecError's message
+CRON_MAX = 128  # the CRD's maxLength of a cron expression: croniter never sees a longer one
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "Headless", "None")
 
 
@@ -28,6 +39,8 @@ class SpecError(ValueError):
     """A spec the API server accepted but that cannot work; `field` is its path."""
 
     def __init__(self, field: str, message: str) -> None:
+        if len(message) > MESSAGE_MAX:  # a huge value is quoted by its start: status and Events stay small
+            message = f"{message[:MESSAGE_MAX - 40]}... ({len(message)} characters)"
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -220,7 +233,7 @@ def _image(raw: Json) -> str:
 
 
 def _parse_spec(raw: Json) -> AppSpec:
-    replicas = _int(raw.get("replicas", 1), "spec.replicas", minimum=0)
+    replicas = _int(raw.get("replicas", 1), "spec.replicas", 0, MAX_REPLICAS)
     ports = tuple(_port(p, i) for i, p in enumerate(raw.get("ports") or []))
     _unique([p.name for p in ports], "spec.ports", "name")
     _unique([p.service_port for p in ports], "spec.ports", "servicePort")
@@ -290,10 +303,30 @@ def _dns_label(value: Any, path: str) -> str:
     return value
 
 
+def quantity_value(text: str) -> Decimal | None:
+    """A quantity's value (`"0.5"`, `"500m"` -> 0.5; `"1e8"`, `"100M"` -> 1e8), or None when `text` is
+    not one. Linear in the length, and refused past QUANTITY_MAX characters."""
+    if len(text) > QUANTITY_MAX:
+        return None
+    m = QUANTITY.fullmatch(text)
+    if m is None:
+        return None
+    sign, number, suffix = m.group(1), m.group(2), m.group(3) or ""
+    try:
+        value = Decimal(sign + number)
+        if suffix in _BINARY:
+            return value * (1024 ** _BINARY[suffix])
+        if suffix[:1] in ("e", "E"):
+            return value.scaleb(int(suffix[1:]))
+        return value.scaleb(_SUFFIX[suffix])
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
+
+
 def _quantity(value: Any, path: str) -> str:
-    text = str(value)
-    if not QUANTITY.match(text):
-        raise SpecError(path, f"is not a valid quantity: {value!r} (e.g. 500m, 1Gi)")
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int) else None
+    if text is None or quantity_value(text) is None:
+        raise SpecError(path, f"is not a valid quantity (e.g. 500m, 1Gi; at most {QUANTITY_MAX} characters): {value!r}")
     return text
 
 
@@ -383,8 +416,8 @@ def _ingress(raw: Json, ports: tuple[Port, ...], service: Service) -> Ingress:
 
 def _autoscaling(raw: Json) -> Autoscaling:
     path = "spec.autoscaling"
-    lo = _int(raw.get("minReplicas", 1), f"{path}.minReplicas", 1)
-    hi = _int(raw.get("maxReplicas"), f"{path}.maxReplicas", 1)
+    lo = _int(raw.get("minReplicas", 1), f"{path}.minReplicas", 1, MAX_REPLICAS)
+    hi = _int(raw.get("maxReplicas"), f"{path}.maxReplicas", 1, MAX_REPLICAS)
     if lo > hi:
         raise SpecError(f"{path}.minReplicas", f"must be <= maxReplicas ({lo} > {hi})")
     cpu = raw.get("targetCPUUtilizationPercentage")
@@ -394,8 +427,8 @@ def _autoscaling(raw: Json) -> Autoscaling:
     return Autoscaling(
         min_replicas=lo,
         max_replicas=hi,
-        target_cpu=None if cpu is None else _int(cpu, f"{path}.targetCPUUtilizationPercentage", 1),
-        target_memory=None if mem is None else _int(mem, f"{path}.targetMemoryUtilizationPercentage", 1),
+        target_cpu=None if cpu is None else _int(cpu, f"{path}.targetCPUUtilizationPercentage", 1, 1000),
+        target_memory=None if mem is None else _int(mem, f"{path}.targetMemoryUtilizationPercentage", 1, 1000),
     )
 
 
@@ -414,20 +447,22 @@ def _schedule(raw: Json, i: int) -> Schedule:
     path = f"spec.schedules[{i}]"
     for key in ("start", "end"):
         expr = raw.get(key)
-        if not isinstance(expr, str) or not croniter.is_valid(expr):
+        if not isinstance(expr, str) or len(expr) > CRON_MAX or not croniter.is_valid(expr):
             raise SpecError(f"{path}.{key}", f"is not a valid cron expression: {expr!r}")
         _fires(expr, f"{path}.{key}")
     tz = raw.get("timeZone", "UTC")
     try:
+        if not isinstance(tz, str) or len(tz) > 64:
+            raise ValueError(tz)
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as e:
         raise SpecError(f"{path}.timeZone", f"is not an IANA time zone: {tz!r}") from e
     return Schedule(
         name=_dns_label(raw.get("name"), f"{path}.name"),
         start=raw["start"],
         end=raw["end"],
         time_zone=tz,
-        replicas=_int(raw.get("replicas"), f"{path}.replicas", 0),
+        replicas=_int(raw.get("replicas"), f"{path}.replicas", 0, MAX_REPLICAS),
     )
 
 
@@ -436,7 +471,7 @@ def _rollout(raw: Json) -> Rollout:
         max_surge=raw.get("maxSurge", "25%"),
         max_unavailable=raw.get("maxUnavailable", "25%"),
         progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600),
-                                       "spec.rollout.progressDeadlineSeconds", 1),
+                                       "spec.rollout.progressDeadlineSeconds", 1, 604800),
         auto_rollback=bool(raw.get("autoRollback", True)),
         failure_threshold=_failure_threshold(raw.get("failureThreshold") or {}),
         revision_history_limit=_int(raw.get("revisionHistoryLimit", 5), "spec.rollout.revisionHistoryLimit", 1, 100),
