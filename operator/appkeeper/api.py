@@ -315,7 +315,7 @@ def quantity_value(text: str) -> Decimal | None:
     try:
         value = Decimal(sign + number)
         if suffix in _BINARY:
-            return value * (1024 ** _BINARY[suffix])
+            return value * Decimal(1024 ** _BINARY[suffix])
         if suffix[:1] in ("e", "E"):
             return value.scaleb(int(suffix[1:]))
         return value.scaleb(_SUFFIX[suffix])
