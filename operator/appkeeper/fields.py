@@ -9,7 +9,7 @@ import copy
 import json
 from typing import Any
 
-from .api import Json
+from .api import Json, quantity_value
 from .desired import MANAGER
 
 
@@ -84,14 +84,31 @@ def lost_fields(before: Json, after: Json | None) -> list[str]:
     return sorted(field_paths(before) - field_paths(after))
 
 
-def covers(observed: Any, desired: Any) -> bool:
-    """Whether every value in `desired` is in `observed` (which may hold more: defaults, others')."""
+QUANTITIES = ("requests", "limits", "sizeLimit", "capacity")  # under these keys a value is a quantity
+
+
+def covers(observed: Any, desired: Any, quantity: bool = False) -> bool:
+    """Whether every value in `desired` is in `observed` (which may hold more: defaults, others'),
+    as the API server stores it: a quantity in another form (`0.5` is stored as `500m`, `1e8` as
+    `100e6`) is equal by value, and a field it omits is equal to its zero value (`false`, 0, "",
+    an empty list or map)."""
     if isinstance(desired, dict):
-        return isinstance(observed, dict) and all(k in observed and covers(observed[k], v) for k, v in desired.items())
+        return isinstance(observed, dict) and all(
+            covers(observed[k], v, quantity or k in QUANTITIES) if k in observed else _zero(v)
+            for k, v in desired.items())
     if isinstance(desired, list):
         return isinstance(observed, list) and len(observed) == len(desired) \
-            and all(covers(o, d) for o, d in zip(observed, desired, strict=True))
-    return bool(observed == desired or str(observed) == str(desired))
+            and all(covers(o, d, quantity) for o, d in zip(observed, desired, strict=True))
+    if observed == desired or str(observed) == str(desired):
+        return True
+    if quantity and isinstance(observed, str | int) and isinstance(desired, str | int):
+        value = quantity_value(str(desired))
+        return value is not None and value == quantity_value(str(observed))
+    return False
+
+
+def _zero(value: Any) -> bool:
+    return not value  # false, 0, "", None, [], {}
 
 
 def uncovered_lists(observed: Any, desired: Any, prefix: str = "") -> list[str]:

@@ -82,3 +82,21 @@ def test_ownership_by_uid_not_name() -> None:
     other_incarnation = observed(refs=[{"kind": "App", "name": "shop", "uid": "uid-1", "controller": True}])
     assert ownership(other_incarnation, APP) is None
     assert ownership(other_incarnation, Owner("shop", "uid-2")) == "App shop (controller, uid uid-1)"
+
+
+def test_a_restart_takes_over_what_the_server_stored_in_another_form() -> None:
+    """Finding 9: a quantity stored canonically (0.5 -> 500m, 1e8 -> 100e6) and a false field the
+    server omits are what we applied: a restart skips them, it does not repair them."""
+    want = desired("h2")
+    want["spec"]["template"] = {"spec": {"containers": [{"name": "c", "resources": {
+        "requests": {"cpu": "0.5", "memory": "1e8"}, "limits": {"memory": 134217728}}}]}}
+    want["spec"]["publishNotReadyAddresses"] = False
+    seen = observed("h2", fields=FIELDS, template={"spec": {"containers": [{"name": "c", "resources": {
+        "requests": {"cpu": "500m", "memory": "100e6"}, "limits": {"memory": "128Mi"}}}]}})
+    assert decide(want, seen, None, APP, True) == Skip(Applied("h2", FIELDS))
+    changed = copy.deepcopy(seen)
+    changed["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "600m"
+    assert isinstance(decide(want, changed, None, APP, True), Repair)
+    changed = copy.deepcopy(seen)
+    changed["spec"]["publishNotReadyAddresses"] = True
+    assert isinstance(decide(want, changed, None, APP, True), Repair)
