@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .api import Json
 from .desired import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
 from .fields import covers, lost_fields, owned_fields
+from .store import DROPPED
 
 ANN_ADOPT = "appkeeper.dev/adopt"
 
@@ -121,7 +122,9 @@ def decide(desired: Json, observed: Json | None, applied: Applied | None, app: O
         # Applied by an earlier run of the operator: take over its record if it still holds what
         # we declare; else someone changed it meanwhile.
         mine = owned_fields(observed)
-        if mine is not None and covers(observed, desired):
+        # What the store does not hold of a kind (a snapshot's immutable data) is not compared.
+        compared = {k: v for k, v in desired.items() if k not in DROPPED.get(kind, ())}
+        if mine is not None and covers(observed, compared):
             return Skip(Applied(want, mine))
         return Repair(f"{kind}Drift", f"{kind} {name} was changed by someone else; put it back")
     return Apply("Changed")

@@ -28,7 +28,7 @@ from .leader import LeaderElector, LeaseConfig, ShardElector
 from .reconcile import Reconciler, TransientError
 from .shards import Shards
 from .store import AppKey, Store, app_key
-from .verify import api_answers, fill, verify
+from .verify import api_answers, fill, list_apps, verify
 from .workqueue import WorkQueue, retry_delay, spread
 
 log = logging.getLogger("appkeeper")
@@ -125,7 +125,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     def queue(key: AppKey) -> None:  # from an informer's thread
         loop.call_soon_threadsafe(rt.queue.add, key)
 
-    rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)
     if lease is None:
         rt.leading.set()
         metrics.LEADER.set(1)
@@ -138,6 +137,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     else:
         rt.elector = LeaderElector(kube, lease)
         rt.tasks.append(asyncio.create_task(_lead(rt, rt.elector), name="leader-election"))
+    # The Apps first: the store keeps only the objects of Apps it holds (and, sharded, accepts).
+    try:
+        await loop.run_in_executor(None, list_apps, kube, rt.store, rt.options.namespaces)
+    except ApiError as e:  # safe, only dearer: each App's objects are listed when it appears
+        log.warning("could not list the Apps before their objects: %s", e)
+    rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)
 
 
 @kopf.on.cleanup()

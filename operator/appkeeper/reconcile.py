@@ -29,6 +29,7 @@ from .security import Profiles
 from .snapshots import plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
 from .store import AppKey, ChildKey, Store
+from .verify import fill_app
 
 __all__ = ["Outcome", "Reconciler", "TransientError"]
 log = logging.getLogger("appkeeper.reconcile")
@@ -58,6 +59,7 @@ class Reconciler:
         if body is None:
             self.forget(key)
             return Outcome()
+        fill_app(self.deps.kube, self.deps.store, key)
         inputs = self._inputs(key)
         if inputs is not None and self.settled.get(key) == inputs:
             metrics.RECONCILES_SETTLED.inc()

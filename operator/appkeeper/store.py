@@ -35,8 +35,22 @@ def slim(obj: Json, like: Json | None = None) -> Json:
     annotations = meta.get("annotations") or {}
     if LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-    slimmed: Json = compact({**obj, "metadata": meta}, like)
+    kind = obj.get("kind")
+    if kind == "Pod":  # podhealth and failfast read who it is and its status, never its spec
+        slimmed: Json = compact({"apiVersion": obj.get("apiVersion"), "kind": kind, "status": obj.get("status") or {},
+                                 "metadata": {k: v for k, v in meta.items() if k in POD_METADATA}}, like)
+        return slimmed
+    body = {k: v for k, v in obj.items() if k not in DROPPED.get(str(kind), ())}
+    slimmed = compact({**body, "metadata": meta}, like)
     return slimmed
+
+
+# What the store does not keep of a kind, because no decision reads it: a snapshot's data is
+# immutable and named by its hash (drift.py compares the rest).
+DROPPED: dict[str, tuple[str, ...]] = {"ConfigMap": ("data", "binaryData")}
+POD_METADATA = frozenset({"name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
+                          "creationTimestamp", "deletionTimestamp", "generateName"})
+ORPHANS_MAX = 100_000  # labelled objects of Apps not held that are remembered by name (not kept)
 
 
 LEAF: Json = {}  # the one empty leaf that every kept fieldsV1 tree shares: nothing may write to it
@@ -204,6 +218,12 @@ class Store:
         self._apps: dict[AppKey, Json] = {}
         self._children: dict[AppKey, dict[ChildKey, Json]] = {}
         self._pods: dict[AppKey, dict[str, Json]] = {}
+        # Objects labelled for an App this process does not hold (it does not exist, or not yet):
+        # only their names. Anyone may label anything; only an App that exists has its objects kept.
+        self._orphans: dict[AppKey, set[ChildKey]] = {}
+        self._orphan_count = 0
+        # Apps that appeared after some of their objects: those kinds are listed once (`unfilled`).
+        self._unfilled: dict[AppKey, set[str]] = {}
 
     # Apps
     def put_app(self, body: Json) -> bool:
@@ -213,12 +233,43 @@ class Store:
         if not self.accepts(key):
             return False
         _keep(self._lock, lambda: self._apps, key, body)
+        with self._lock:
+            orphans = self._orphans.pop(key, None)
+            if orphans and key in self._apps:
+                self._orphan_count -= len(orphans)
+                self._unfilled.setdefault(key, set()).update(kind for kind, _ in orphans)
+            elif orphans:
+                self._orphans[key] = orphans
         return True
 
     def drop_app(self, key: AppKey) -> None:
+        """The App is gone: so is what the store held for it (its objects that remain, a retained
+        claim, are remembered by name only)."""
         self.configs.use(key, set())
         with self._lock:
             self._apps.pop(key, None)
+            self._unfilled.pop(key, None)
+            held = [*self._children.pop(key, {}), *(("Pod", name) for name in self._pods.pop(key, {}))]
+            for child in held:
+                self._orphan(key, child)
+
+    def _orphan(self, owner: AppKey, key: ChildKey) -> None:
+        """Remembers (lock held) that `owner`, not held, has an object `key`."""
+        names = self._orphans.setdefault(owner, set())
+        if key not in names and self._orphan_count < ORPHANS_MAX:
+            names.add(key)
+            self._orphan_count += 1
+
+    def unfilled(self, key: AppKey) -> set[str]:
+        """The kinds of which `key` had objects before it appeared: to be listed into the store once."""
+        with self._lock:
+            return self._unfilled.pop(key, set())
+
+    def refill(self, key: AppKey, kinds: set[str]) -> None:
+        """Listing them failed: list them next time."""
+        with self._lock:
+            if key in self._apps:
+                self._unfilled.setdefault(key, set()).update(kinds)
 
     def app(self, key: AppKey) -> Json | None:
         with self._lock:
@@ -230,7 +281,8 @@ class Store:
 
     # Children (and pods, read only: their states explain why an App cannot run), by owner label
     def put_child(self, obj: Json) -> AppKey | None:
-        """Keeps the newer of what we have and `obj` (a watch event may trail our own write)."""
+        """Keeps the newer of what we have and `obj` (a watch event may trail our own write), if its
+        App is held; returns that App (None: no App of ours)."""
         return self._put(self._children, (obj["kind"], obj["metadata"]["name"]), obj)
 
     def drop_child(self, obj: Json) -> AppKey | None:
@@ -244,21 +296,37 @@ class Store:
 
     def _put(self, table: dict[AppKey, dict[Any, Json]], key: Any, obj: Json) -> AppKey | None:
         owner = owner_of(obj)
-        if owner is None or not self.accepts(owner):
+        if owner is None or not self.accepts(owner) or not self._held(owner, obj):
             return None
         _keep(self._lock, lambda: table.setdefault(owner, {}), key, obj)
         return owner
+
+    def _held(self, owner: AppKey, obj: Json) -> bool:
+        """Whether `owner` is held; if not, `obj` is remembered by name only."""
+        with self._lock:
+            if owner in self._apps:
+                return True
+            self._orphan(owner, (str(obj.get("kind")), obj["metadata"]["name"]))
+            return False
 
     def _drop(self, table: dict[AppKey, dict[Any, Json]], key: Any, obj: Json) -> AppKey | None:
         owner = owner_of(obj)
         if owner is None:
             return None
         with self._lock:
+            names = self._orphans.get(owner)
+            if names is not None and (str(obj.get("kind")), obj["metadata"]["name"]) in names:
+                names.discard((str(obj.get("kind")), obj["metadata"]["name"]))
+                self._orphan_count -= 1
+                if not names:
+                    del self._orphans[owner]
             held = table.get(owner, {})
             old = held.get(key)
             if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
                 del held[key]
-        return owner
+                if not held:
+                    del table[owner]
+        return owner if owner in self._apps else None
 
     def replace(self, kind: str, namespace: str, listed: list[Json]) -> set[AppKey]:
         """An informer's Replace: after a fresh list of `kind` in `namespace` ("": all), hold exactly that;
@@ -269,7 +337,7 @@ class Store:
         fresh: dict[AppKey, dict[Any, Json]] = {}
         for obj in listed:
             owner = owner_of(obj)
-            if owner is not None and self.accepts(owner):
+            if owner is not None and self.accepts(owner) and self._held(owner, obj):
                 name = obj["metadata"]["name"]
                 key = name if pods else (kind, name)
                 with self._lock:
@@ -295,8 +363,8 @@ class Store:
             self.put_app(obj)  # what this process does not keep is not put
         with self._lock:
             gone = {k for k in self._apps if (not namespace or k[0] == namespace) and k not in names}
-            for key in gone:
-                del self._apps[key]
+        for key in gone:
+            self.drop_app(key)
         return gone
 
     def keep_only(self, keep: Callable[[AppKey], bool]) -> list[AppKey]:
@@ -306,9 +374,10 @@ class Store:
             gone = [k for k in self._apps if not keep(k)]
             for key in gone:
                 del self._apps[key]
-            for table in (self._children, self._pods):
+            for table in (self._children, self._pods, self._orphans, self._unfilled):
                 for key in [k for k in table if not keep(k)]:
                     del table[key]
+            self._orphan_count = sum(map(len, self._orphans.values()))
         for key in gone:
             self.configs.use(key, set())
         return gone

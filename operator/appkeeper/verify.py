@@ -12,7 +12,7 @@ import logging
 from .api import Json
 from .desired import LABEL_APP
 from .kinds import BY_KIND, WATCHED, Kind
-from .kube import Kube
+from .kube import ApiError, Kube
 from .store import AppKey, Store
 
 log = logging.getLogger("appkeeper.verify")
@@ -66,3 +66,26 @@ def fill(kube: Kube, store: Store, namespaces: list[str]) -> list[AppKey]:
     reconciled; the ones already settled are answered from memory. Raises ApiError."""
     verify(kube, store, namespaces or [""])
     return store.app_keys()
+
+
+def fill_app(kube: Kube, store: Store, key: AppKey) -> None:
+    """An App that appeared after some of its objects (the store kept only their names): list
+    those kinds of it into the store, once. Raises ApiError (they are listed next time)."""
+    kinds = store.unfilled(key)
+    try:
+        for name in sorted(kinds):
+            kind = BY_KIND[name]
+            for obj in typed(kube.list(kind.api_version, kind.kind, key[0], f"{LABEL_APP}={key[1]}"), kind.kind,
+                             kind.api_version):
+                (store.put_pod if kind.kind == "Pod" else store.put_child)(obj)
+    except ApiError:
+        store.refill(key, kinds)
+        raise
+
+
+def list_apps(kube: Kube, store: Store, namespaces: list[str]) -> None:
+    """Before the children's watches start: the Apps, so that their objects are kept when listed
+    (the store keeps only the objects of Apps it holds). Raises ApiError."""
+    app = BY_KIND["App"]
+    for namespace in namespaces or [""]:
+        store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App", app.api_version))

@@ -117,7 +117,10 @@ class FakeKube:
         for (kind, _, _), obj in self.objects.items():
             if kind == "App":
                 store.put_app(copy.deepcopy(obj))
-            elif kind == "Pod":
+        for (kind, _, _), obj in self.objects.items():
+            if kind == "App":
+                continue
+            if kind == "Pod":
                 store.put_pod(copy.deepcopy(obj))
             elif LABEL_APP in (obj["metadata"].get("labels") or {}):
                 store.put_child(copy.deepcopy(obj))

@@ -22,8 +22,16 @@ def child(name: str, rv: str, app: str = "shop", uid: str = "") -> dict[str, Any
                          "labels": {"appkeeper.dev/app": app}}}
 
 
+def app(name: str = "shop") -> dict[str, Any]:
+    return {"kind": "App", "metadata": {"name": name, "namespace": "ns", "uid": f"app-{name}", "resourceVersion": "1"}}
+
+
 def test_events_go_into_the_store_and_name_their_app() -> None:
     store = Store()
+    assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "4")}) == (None, "4")  # no such App
+    assert store.children(("ns", "shop")) == {}
+    store.put_app(app())
+    assert store.unfilled(("ns", "shop")) == {"Deployment"}  # listed once, at its first reconcile
     assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "5")}) == (("ns", "shop"), "5")
     held = store.child(("ns", "shop"), ("Deployment", "shop"))
     assert held is not None
@@ -105,6 +113,8 @@ def run(kube: ScriptedKube, store: Store) -> list[tuple[str, str]]:
 def test_lists_then_watches_resumes_and_relists_after_gone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(informer, "retry_delay", lambda *a: 0.0)
     store = Store()
+    for name in ("old", "shop", "cart"):
+        store.put_app(app(name))
     store.put_child({**child("ghost", "1", app="old"), "kind": "Deployment"})  # vanished while unwatched
     kube = ScriptedKube([
         ("list", ([child("shop", "10")], "100")),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 from appkeeper.store import Store
 
 
@@ -22,6 +24,7 @@ def test_an_older_event_never_replaces_a_newer_object() -> None:
 
 def test_delete_of_an_old_incarnation_keeps_the_new_one() -> None:
     s = Store()
+    s.put_app(obj("App", "1"))
     s.put_child(obj("Service", "7", uid="new"))
     s.drop_child(obj("Service", "6", uid="old"))
     assert s.child(("ns", "shop"), ("Service", "shop")) is not None
@@ -38,6 +41,9 @@ def test_a_relist_drops_what_vanished_and_names_the_apps() -> None:
                                            "labels": {"appkeeper.dev/app": app}}}
 
     store = Store()
+    for name in ("a", "b"):
+        store.put_app({"kind": "App", "metadata": {"name": name, "namespace": "ns", "uid": name,
+                                                   "resourceVersion": "1"}})
     store.put_child(child("Deployment", "a", "a", "1"))
     store.put_child(child("Service", "a", "a", "1"))
     store.put_child(child("Deployment", "b", "b", "1"))
@@ -88,6 +94,8 @@ def test_the_store_keeps_our_managed_fields_only_and_no_last_applied_copy() -> N
                           {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {}}}]},
         "spec": {"replicas": 1}}
     store = Store()
+    store.put_app({"kind": "App", "metadata": {"name": "shop", "namespace": "demo", "uid": "a",
+                                               "resourceVersion": "1"}})
     store.put_child(obj)
     held = store.child(("demo", "shop"), ("Deployment", "shop"))
     assert held is not None
@@ -170,6 +178,7 @@ def test_a_new_version_reuses_the_unchanged_parts_of_the_one_held() -> None:
                 "status": {"readyReplicas": ready, "conditions": [{"type": "Available", "status": "True"}]}}
 
     s = Store()
+    s.put_app(obj("App", "1"))
     s.put_child(deployment("5", 1, [80]))
     held = s.child(("ns", "shop"), ("Deployment", "shop"))
     assert held is not None
@@ -198,3 +207,61 @@ def test_a_new_version_reuses_the_unchanged_parts_of_the_one_held() -> None:
     assert out["a"] is not value["a"]
     assert out["a"][1] is not value["a"][1]
 
+
+
+def test_objects_labelled_for_an_app_that_does_not_exist_are_not_kept() -> None:
+    """Finding 2: anyone may label anything for any App; only the names are remembered."""
+    s = Store()
+    big = {"kind": "ConfigMap", "metadata": {"name": "junk", "namespace": "ns", "uid": "j", "resourceVersion": "3",
+                                             "labels": {"appkeeper.dev/app": "nobody"}}, "data": {"x": "y" * 900_000}}
+    assert s.put_child(big) is None
+    assert s.children(("ns", "nobody")) == {}
+    assert s.replace("ConfigMap", "ns", [big]) == set()  # a relist keeps nothing of it either
+    s.put_app(obj("App", "1", app="nobody") | {"metadata": {"name": "nobody", "namespace": "ns", "uid": "a",
+                                                            "resourceVersion": "1"}})
+    assert s.unfilled(("ns", "nobody")) == {"ConfigMap"}  # it exists now: that kind is listed once
+    assert s.unfilled(("ns", "nobody")) == set()
+    # A deleted App's objects go with it, remembered by name; the same name back lists them again.
+    assert s.put_child(big) == ("ns", "nobody")
+    assert "data" not in s.children(("ns", "nobody"))[("ConfigMap", "junk")]  # a snapshot's data is not held
+    s.drop_app(("ns", "nobody"))
+    assert s.children(("ns", "nobody")) == {}
+    s.drop_child(big)  # its deletion forgets the name too
+    s.put_app({"kind": "App", "metadata": {"name": "nobody", "namespace": "ns", "uid": "b", "resourceVersion": "2"}})
+    assert s.unfilled(("ns", "nobody")) == set()
+
+
+def test_a_pod_is_held_without_its_spec() -> None:
+    s = Store()
+    s.put_app(obj("App", "1"))
+    pod = {"kind": "Pod", "metadata": {"name": "shop-1", "namespace": "ns", "uid": "p", "resourceVersion": "4",
+                                       "labels": {"appkeeper.dev/app": "shop"}, "annotations": {"a": "b" * 1000},
+                                       "ownerReferences": [{"uid": "rs"}]},
+           "spec": {"containers": [{"name": "c", "env": [{"name": "BIG", "value": "x" * 100_000}]}]},
+           "status": {"phase": "Running"}}
+    s.put_pod(pod)
+    held = s.pods(("ns", "shop"))[0]
+    assert "spec" not in held
+    assert held["status"] == {"phase": "Running"}
+    assert held["metadata"]["ownerReferences"] == [{"uid": "rs"}]
+    assert "annotations" not in held["metadata"]
+
+
+def test_an_app_seen_after_its_objects_lists_them_at_its_first_reconcile() -> None:
+    from .test_reconcile import NS, World
+
+    w = World()
+    w.put_app("shop", ports=[{"name": "http", "containerPort": 80}])
+    w.reconcile()
+    store = Store()  # a new process whose watches saw the children before kopf saw the App
+    for (kind, _, _), o in w.kube.objects.items():
+        if kind != "App":
+            store.put_child(copy.deepcopy(o))
+    store.put_app(copy.deepcopy(w.app()))
+    w.store = store
+    w.restart()
+    w.kube.calls.clear()
+    w.reconciler.reconcile((NS, "shop"))
+    listed = [c for c in w.kube.calls if c[0] == "list"]
+    assert sorted(c[1] for c in listed) == ["Deployment", "Service"]
+    assert not [c for c in w.kube.calls if c[0] in ("create", "apply")]  # it knew them: nothing written
