@@ -126,3 +126,15 @@ def test_configmaps_nobody_uses_are_not_kept() -> None:
     sources.read("ns", "settings", {"data": {}})
     sources.use(("ns", "shop"), set())
     assert sources.known("ns", "settings")[0] is False
+
+
+def test_a_restart_takes_over_snapshots_it_holds_without_their_data(w: World) -> None:
+    """The store drops a snapshot's data (immutable, named by its hash): a new process must not
+    take that for drift."""
+    set_config(w, "fast")
+    w.put_app(**USES)
+    w.reconcile()
+    w.restart()
+    w.reconcile()
+    assert not [c for c in w.kube.calls if c[0] in ("create", "apply", "replace")]
+    assert "repairs" not in w.status() or w.status()["repairs"].get("count", 0) == 0
