@@ -11,7 +11,7 @@ from .api import App, Json
 from .claims import release_claim, retained
 from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps, TransientError
-from .desired import ANN_HASH, child_key, keep_live_claim_templates
+from .desired import ANN_HASH, child_key, keep_live_claim_templates, replica_claim_volume
 from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, owned_by
 from .fields import created_not_applied, owned_fields, restore_lists, uncovered_lists
 from .kinds import CHILD_KINDS
@@ -140,6 +140,8 @@ def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[Chil
         if retained(kind, obj):
             release_claim(deps, app, obj)  # the spec dropped the volume; the data stays
             continue
+        if kind == "PersistentVolumeClaim" and replica_claim_volume(app, name) is not None:
+            continue  # a pod's claim, made by the StatefulSet controller (claims.tie_replica_claims)
         if not owned_by(obj, app.uid):
             continue
         try:

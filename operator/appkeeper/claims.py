@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .api import API_VERSION, KIND, App, Json
 from .deps import Deps, TransientError
-from .desired import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
+from .desired import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, replica_claim_volume
 from .drift import owned_by
 from .kube import ApiError
 
@@ -67,3 +67,26 @@ def release_claim(deps: Deps, app: App, claim: Json) -> None:
     deps.store.drop_child(claim)
     deps.applied.pop(((app.namespace, app.name), ("PersistentVolumeClaim", name)), None)
     deps.recorder.post(app.ref, "Normal", "Retained", f"kept PersistentVolumeClaim {name} (retain: true)")
+
+
+def tie_replica_claims(deps: Deps, app: App) -> None:
+    """A perReplica volume's claims are made by the StatefulSet controller, which never deletes one
+    here (its retention policy is Retain). Those of a `retain: false` volume get an ownerReference
+    to the App, so the garbage collector deletes them with it, operator or not."""
+    for (kind, name), claim in deps.store.children((app.namespace, app.name)).items():
+        if kind != "PersistentVolumeClaim" or owned_by(claim, app.uid):
+            continue
+        volume = replica_claim_volume(app, name)
+        if volume is None or volume.persistent is None or volume.persistent.retain:
+            continue
+        meta = claim["metadata"]
+        ref = {"apiVersion": API_VERSION, "kind": KIND, "name": app.name, "uid": app.uid}
+        patch = {"metadata": {"ownerReferences": [*(meta.get("ownerReferences") or []), ref],
+                              "resourceVersion": meta.get("resourceVersion")}}
+        try:
+            result = deps.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, patch)
+        except ApiError as e:
+            if e.status != 404:  # 409: it changed meanwhile; the watch brings the new version
+                raise TransientError(str(e)) from e
+            continue
+        deps.store.put_child(result)

@@ -121,11 +121,10 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": selector(app.name)},
             "updateStrategy": {"type": "RollingUpdate"},
-            "persistentVolumeClaimRetentionPolicy": {
-                "whenDeleted": "Retain" if all(v.persistent and v.persistent.retain
-                                               for v in spec.per_replica_volumes) else "Delete",
-                "whenScaled": "Retain",
-            },
+            # The policy is one for every template: the StatefulSet controller never deletes a claim.
+            # A `retain: false` claim goes with the App through an ownerReference the operator adds
+            # (claims.tie_replica_claims), so a `retain: true` one survives in any deletion order.
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
             "template": template,
             "volumeClaimTemplates": [_claim_template(app, v) for v in spec.per_replica_volumes],
         })
@@ -209,6 +208,16 @@ def _mount(v: Volume) -> Json:
 
 def claim_name(app_name: str, volume_name: str) -> str:
     return f"{app_name}-{volume_name}"
+
+
+def replica_claim_volume(app: App, claim: str) -> Volume | None:
+    """The perReplica volume whose claim of some pod is named `claim` (`<volume>-<app>-<ordinal>`,
+    the StatefulSet controller's naming), or None."""
+    for v in app.spec.per_replica_volumes:
+        prefix = f"{v.name}-{app.name}-"
+        if claim.startswith(prefix) and claim[len(prefix):].isdigit():
+            return v
+    return None
 
 
 def _pod_volume(app: App, v: Volume) -> Json:

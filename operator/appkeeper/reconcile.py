@@ -146,6 +146,7 @@ class Reconciler:
         # 3c. What it no longer implies goes (retained claims are released instead).
         wanted = {child_key(o) for o in desired}
         prune(self.deps, app, observed, wanted)
+        claims.tie_replica_claims(self.deps, app)
         prune_snapshots(self.deps, app, observed, config.plan)
         current = self.deps.store.children(key)
         obs.children = sorted(k for k in wanted if k in current)

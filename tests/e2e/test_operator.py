@@ -263,6 +263,34 @@ def test_stateful_app_gets_a_statefulset_with_claims_per_pod(operator: Operator,
             for c in claims] == ["db", "db"]
 
 
+def test_retained_replica_claims_survive_every_deletion_order(operator: Operator, namespace: str) -> None:
+    """Finding 3: `retain: true` per-replica claims stay whatever the other volumes say and whatever
+    goes first (the App, or its StatefulSet and then the App); `retain: false` ones go with the App."""
+    volumes = [{"name": "data", "mountPath": "/data", "persistent": {"size": "1Gi", "perReplica": True}},
+               {"name": "cache", "mountPath": "/cache", "persistent": {"size": "1Gi", "perReplica": True,
+                                                                      "retain": False}}]
+    for name in ("db1", "db2"):
+        apply(app(name, volumes=volumes), namespace)
+    for name in ("db1", "db2"):
+        wait_ready(name, namespace)
+        uid = get("app", name, namespace)["metadata"]["uid"]  # type: ignore[index]
+        wait_for(f"cache-{name}-0 tied to its App", lambda n=name, u=uid: uid in [
+            r["uid"] for r in (get("pvc", f"cache-{n}-0", namespace) or {}).get("metadata", {})
+            .get("ownerReferences") or []] or None)
+        assert not (get("pvc", f"data-{name}-0", namespace) or {})["metadata"].get("ownerReferences")
+    kubectl("delete", "app", "db1", "-n", namespace, "--timeout=60s")
+    kubectl("delete", "statefulset", "db2", "-n", namespace, "--timeout=60s")
+    kubectl("delete", "app", "db2", "-n", namespace, "--timeout=60s")
+    for name in ("db1", "db2"):
+        wait_for(f"cache-{name}-0 deleted with its App", lambda n=name: (
+            get("pvc", f"cache-{n}-0", namespace) is None
+            or (get("pvc", f"cache-{n}-0", namespace) or {}).get("metadata", {}).get("deletionTimestamp")) or None)
+        wait_for(f"statefulset {name} gone", lambda n=name: get("statefulset", n, namespace) is None or None)
+        kept = get("pvc", f"data-{name}-0", namespace)
+        assert kept is not None and not kept["metadata"].get("deletionTimestamp"), name
+        assert kept["metadata"]["annotations"]["appkeeper.dev/retained-from"] == name
+
+
 def test_refused_child_degrades_only_its_app(operator: Operator, namespace: str) -> None:
     # The schema accepts it; the API server refuses the Deployment (requests above limits).
     apply(app("refused", resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}), namespace)

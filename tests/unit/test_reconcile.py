@@ -642,3 +642,26 @@ def test_an_app_that_asked_to_come_back_is_never_answered_from_memory(w: World) 
     for _ in range(3):
         assert w.reconcile().requeue_after is not None
     assert (NS, "shop") not in w.reconciler.settled
+
+
+def test_replica_claims_are_kept_or_tied_to_the_app_per_volume() -> None:
+    """Finding 3: the StatefulSet controller never deletes a claim (one policy for every template);
+    a `retain: false` volume's claims get an ownerReference to the App, a `retain: true` one's never."""
+    w = World()
+    w.put_app("db", replicas=0, volumes=[
+        {"name": "data", "mountPath": "/data", "persistent": {"size": "1Gi", "perReplica": True}},
+        {"name": "cache", "mountPath": "/cache", "persistent": {"size": "1Gi", "perReplica": True, "retain": False}}])
+    w.reconcile("db")
+    sts = w.child("StatefulSet", "db")
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    for name in ("data-db-0", "cache-db-0", "cache-db-x"):  # what the StatefulSet controller makes (and a stranger)
+        w.kube.add({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": name, "namespace": NS, "labels": {"appkeeper.dev/app": "db"}}},
+                   manager="kube-controller-manager")
+    w.reconcile("db")
+    uid = w.app("db")["metadata"]["uid"]
+    owners = {n: [r["uid"] for r in w.child("PersistentVolumeClaim", n)["metadata"].get("ownerReferences") or []]
+              for n in ("data-db-0", "cache-db-0", "cache-db-x")}
+    assert owners == {"data-db-0": [], "cache-db-0": [uid], "cache-db-x": []}
+    w.reconcile("db")  # tied once; nothing pruned
+    assert not [c for c in w.kube.calls if c[0] in ("merge_patch", "delete")]
