@@ -274,7 +274,7 @@ def test_retained_replica_claims_survive_every_deletion_order(operator: Operator
     for name in ("db1", "db2"):
         wait_ready(name, namespace)
         uid = get("app", name, namespace)["metadata"]["uid"]  # type: ignore[index]
-        wait_for(f"cache-{name}-0 tied to its App", lambda n=name, u=uid: uid in [
+        wait_for(f"cache-{name}-0 tied to its App", lambda n=name, u=uid: u in [
             r["uid"] for r in (get("pvc", f"cache-{n}-0", namespace) or {}).get("metadata", {})
             .get("ownerReferences") or []] or None)
         assert not (get("pvc", f"data-{name}-0", namespace) or {})["metadata"].get("ownerReferences")
@@ -287,7 +287,8 @@ def test_retained_replica_claims_survive_every_deletion_order(operator: Operator
             or (get("pvc", f"cache-{n}-0", namespace) or {}).get("metadata", {}).get("deletionTimestamp")) or None)
         wait_for(f"statefulset {name} gone", lambda n=name: get("statefulset", n, namespace) is None or None)
         kept = get("pvc", f"data-{name}-0", namespace)
-        assert kept is not None and not kept["metadata"].get("deletionTimestamp"), name
+        assert kept is not None, name
+        assert not kept["metadata"].get("deletionTimestamp"), name
         assert kept["metadata"]["annotations"]["appkeeper.dev/retained-from"] == name
 
 
