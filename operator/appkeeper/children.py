@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import metrics
 from .api import App, Json
-from .claims import release_claim, retained
+from .claims import release_claim, replica_claim_conflict, retained
 from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps, TransientError
 from .desired import ANN_HASH, child_key, keep_live_claim_templates, replica_claim_volume
@@ -50,9 +50,12 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
             deps.applied[mem_key] = action.remember
         return
     if isinstance(action, Conflict):
-        message = f"{kind} {name} exists and is not owned by this App (owner: {action.owner}); not changing it"
-        obs.problems.append(Problem("ChildConflict", message))
-        deps.recorder.post(app.ref, "Warning", "ChildConflict", message)
+        conflict(deps, app, obs, f"{kind} {name} exists and is not owned by this App (owner: {action.owner}); "
+                 "not changing it")
+        return
+    taken = replica_claim_conflict(deps, app, obj, seen) if kind == "StatefulSet" else None
+    if taken is not None:
+        conflict(deps, app, obs, f"{taken}; not writing StatefulSet {name}")
         return
     try:
         result = write(deps, obj, seen, action, obs)
@@ -72,6 +75,11 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
     fields = compact(owned_fields(result) or {}, owned_fields(held) if held is not None else None, leaf=True)
     deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], fields)
     record(deps, app, kind, name, action, outcome)
+
+
+def conflict(deps: Deps, app: App, obs: Observed, message: str) -> None:
+    obs.problems.append(Problem("ChildConflict", message))
+    deps.recorder.post(app.ref, "Warning", "ChildConflict", message)
 
 
 class NameTaken(Exception):

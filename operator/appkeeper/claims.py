@@ -13,7 +13,7 @@ from __future__ import annotations
 from .api import API_VERSION, KIND, App, Json
 from .deps import Deps, TransientError
 from .desired import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, replica_claim_volume
-from .drift import owned_by
+from .drift import ANN_ADOPT, owned_by
 from .kube import ApiError
 
 FINALIZER = "appkeeper.dev/retain-volumes"
@@ -90,3 +90,36 @@ def tie_replica_claims(deps: Deps, app: App) -> None:
                 raise TransientError(str(e)) from e
             continue
         deps.store.put_child(result)
+
+
+def replica_claim_conflict(deps: Deps, app: App, desired: Json, seen: Json | None) -> str | None:
+    """Before a StatefulSet is created or scaled up: a claim a new pod would mount (`<volume>-<app>-<n>`)
+    that exists and is not this App's (another App's claim can bear that name: App `data` with volume
+    `a-b-0`). The StatefulSet controller would mount it without asking; say so instead. None: none."""
+    want = int(desired["spec"].get("replicas") or 0)
+    have = int(((seen or {}).get("spec") or {}).get("replicas") or 0) if seen is not None else 0
+    if want <= have or not app.spec.per_replica_volumes:
+        return None
+    try:
+        listed = deps.kube.list("v1", "PersistentVolumeClaim", app.namespace, "")
+    except ApiError as e:
+        raise TransientError(str(e)) from e
+    for claim in sorted(listed, key=lambda c: str(c["metadata"]["name"])):
+        name = claim["metadata"]["name"]
+        if replica_claim_volume(app, name) is None or int(name.rsplit("-", 1)[1]) >= want or may_mount(app, claim):
+            continue
+        holder = (claim["metadata"].get("labels") or {}).get(LABEL_APP)
+        whose = f"App {holder}" if holder else "no App"
+        return (f"PersistentVolumeClaim {name} exists and is not this App's ({whose}); "
+                f"pod {app.name}-{name.rsplit('-', 1)[1]} would mount it")
+    return None
+
+
+def may_mount(app: App, claim: Json) -> bool:
+    """A claim named like one of `app`'s pods' claims is the App's: labelled for it, owned by it,
+    released by it (no owner, retained from it), or asking to be adopted by it."""
+    meta = claim["metadata"]
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    holder = labels.get(LABEL_APP)
+    released = holder is None and annotations.get(ANN_RETAINED_FROM) == app.name and not meta.get("ownerReferences")
+    return holder == app.name or owned_by(claim, app.uid) or annotations.get(ANN_ADOPT) == app.name or released

@@ -82,8 +82,10 @@ def ours(observed: Json, app: Owner) -> bool:
             and annotations.get(ANN_RETAINED_FROM) == app.name and labels.get(LABEL_APP) == app.name)
 
 
-def ownership(observed: Json, app: Owner) -> str | None:
-    """None when `app` may write `observed`; otherwise who holds it, for the message."""
+def ownership(observed: Json, app: Owner, retain: bool = True) -> str | None:
+    """None when `app` may write `observed`; otherwise who holds it, for the message. `retain`: the
+    App declares it a retained claim; only then does a claim it released come home (a foreign
+    object's `retained-from` annotation must not let a `retain: false` App adopt, then delete it)."""
     meta = observed.get("metadata", {})
     refs = meta.get("ownerReferences") or []
     if ours(observed, app):
@@ -94,7 +96,9 @@ def ownership(observed: Json, app: Owner) -> str | None:
         return f"{ref.get('kind')} {ref.get('name')} ({role}, uid {ref.get('uid')})"
     annotations = meta.get("annotations") or {}
     # Whoever may write the object consents to adoption; a claim we released comes home.
-    if annotations.get(ANN_ADOPT) == app.name or annotations.get(ANN_RETAINED_FROM) == app.name:
+    released = (observed.get("kind") == "PersistentVolumeClaim" and annotations.get(ANN_RETAIN) == "true"
+                and annotations.get(ANN_RETAINED_FROM) == app.name)
+    if annotations.get(ANN_ADOPT) == app.name or (released and retain):
         return None
     return "no owner"
 
@@ -107,7 +111,7 @@ def decide(desired: Json, observed: Json | None, applied: Applied | None, app: O
         if listed:
             return Repair(f"{kind}Deleted", f"{kind} {name} was deleted; recreated it")
         return Create()
-    holder = ownership(observed, app)
+    holder = ownership(observed, app, desired["metadata"]["annotations"].get(ANN_RETAIN) == "true")
     if holder is not None:
         return Conflict(holder)
     if not ours(observed, app):

@@ -201,6 +201,11 @@ class FakeKube:
         return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
                 if k == kind and ns == namespace and selected(o["metadata"].get("labels") or {})]
 
+    def events_about(self, namespace: str, kind: str, name: str, reason: str) -> list[Json]:
+        self._call("list", "Event", name)
+        return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items() if k == "Event" and ns == namespace
+                and o.get("reason") == reason and (o.get("involvedObject") or {}).get("name") == name]
+
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
         self._call("delete", kind, name)
         obj = self.objects.get((kind, namespace, name))

@@ -61,9 +61,28 @@ CASES = [
      None, False, Apply("Adopted")),
     ("unowned, asks another App: conflict", observed(refs=[], annotations={"appkeeper.dev/adopt": "cart"}),
      None, False, Conflict("no owner")),
-    ("a claim this App released before: comes home",
-     observed(refs=[], annotations={"appkeeper.dev/retained-from": "shop"}), None, False, Apply("Adopted")),
+    ("retained-from on anything but a released claim is no consent: conflict",
+     observed(refs=[], annotations={"appkeeper.dev/retained-from": "shop"}), None, False, Conflict("no owner")),
 ]
+
+
+def claim(retain: str, **annotations: str) -> Json:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "shop-data", "annotations": {ANN_HASH: "h2", "appkeeper.dev/retain": retain,
+                                                              **annotations}}, "spec": {}}
+
+
+def test_a_released_claim_comes_home_only_to_an_app_that_retains_it() -> None:
+    """Finding 8: a claim this App released comes home; with `retain: false` it would be deleted
+    with the App, so a `retained-from` annotation (anyone may write one) is no consent then."""
+    released = {**claim("true", **{"appkeeper.dev/retained-from": "shop"}), "metadata": {
+        "name": "shop-data", "uid": "c1", "annotations": {"appkeeper.dev/retain": "true",
+                                                          "appkeeper.dev/retained-from": "shop"}}}
+    assert decide(claim("true"), released, None, APP, False) == Apply("Adopted")
+    assert decide(claim("false"), released, None, APP, False) == Conflict("no owner")
+    forged = copy.deepcopy(released)
+    del forged["metadata"]["annotations"]["appkeeper.dev/retain"]
+    assert decide(claim("true"), forged, None, APP, False) == Conflict("no owner")
 
 
 @pytest.mark.parametrize(("case", "seen", "applied", "listed", "action"), CASES, ids=[c[0] for c in CASES])

@@ -665,3 +665,33 @@ def test_replica_claims_are_kept_or_tied_to_the_app_per_volume() -> None:
     assert owners == {"data-db-0": [], "cache-db-0": [uid], "cache-db-x": []}
     w.reconcile("db")  # tied once; nothing pruned
     assert not [c for c in w.kube.calls if c[0] in ("merge_patch", "delete")]
+
+
+def test_no_two_apps_share_a_claim_name_in_either_order() -> None:
+    """Finding 4: App `data` with volume `a-b-0` names claim `data-a-b-0`, which is also pod 0's
+    claim of App `a-b` with a perReplica volume `data`. Whichever comes second is refused, named."""
+    replica = [{"name": "data", "mountPath": "/d", "persistent": {"size": "1Gi", "perReplica": True}}]
+    plain = [{"name": "a-b-0", "mountPath": "/d", "persistent": {"size": "1Gi"}}]
+    w = World()
+    w.put_app("data", replicas=0, volumes=plain)
+    w.reconcile("data")
+    assert w.kube.obj("PersistentVolumeClaim", NS, "data-a-b-0") is not None
+    w.put_app("a-b", replicas=1, volumes=replica)
+    w.reconcile("a-b")
+    assert w.kube.obj("StatefulSet", NS, "a-b") is None  # no pod may mount App data's claim
+    degraded = w.condition("Degraded", "a-b")
+    assert degraded["reason"] == "ChildConflict"
+    assert "PersistentVolumeClaim data-a-b-0 exists and is not this App's (App data)" in degraded["message"]
+    w = World()  # the other order: the StatefulSet controller made the claim first
+    w.put_app("a-b", replicas=0, volumes=replica)
+    w.reconcile("a-b")
+    w.kube.add({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+        "name": "data-a-b-0", "namespace": NS, "labels": {"appkeeper.dev/app": "a-b"},
+        "annotations": {"appkeeper.dev/retained-from": "a-b"}}}, manager="kube-controller-manager")
+    w.put_app("data", replicas=0, volumes=plain)
+    w.reconcile("data")
+    assert w.condition("Degraded", "data")["reason"] == "ChildConflict"
+    assert w.child("PersistentVolumeClaim", "data-a-b-0")["metadata"]["labels"] == {"appkeeper.dev/app": "a-b"}
+    w.put_app("a-b", replicas=1, volumes=replica)  # its own claim: no conflict scaling up
+    w.reconcile("a-b")
+    assert w.child("StatefulSet", "a-b")["spec"]["replicas"] == 1
