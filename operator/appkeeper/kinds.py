@@ -52,6 +52,9 @@ class Kind:
     name: str = "<app>"  # how a child is named, for the docs
     own_namespace: bool = False  # needed only in the operator's own namespace (a Role there)
     cluster_scoped: bool = False  # a Role cannot grant it: only in cluster-wide mode (a ClusterRole)
+    # A child's: the CEL condition (over the admission policy's variables) under which an App implies
+    # one; the policy admits such an App only if its user may create one (hack/gen_admission.py).
+    admit: str = ""
 
     @property
     def group(self) -> str:
@@ -74,21 +77,27 @@ def _workload(kind: str) -> Builder:
 KINDS: tuple[Kind, ...] = (
     # Children: config snapshots first (the pods name them), then the workload.
     Kind("ConfigMap", "v1", "configmaps", WRITE, watched=True, name="<app>-<configmap>-<hash8>",
+         admit="variables.snapshots",
          build=lambda app, ctx: [build_config_snapshot(app, source, snap)
                                  for source, snap in (ctx.config.snapshots if ctx.config else {}).items()]),
-    Kind("Deployment", "apps/v1", "deployments", WRITE, watched=True, build=_workload("Deployment")),
-    Kind("StatefulSet", "apps/v1", "statefulsets", WRITE, watched=True, build=_workload("StatefulSet")),
-    Kind("Service", "v1", "services", WRITE, watched=True,
+    Kind("Deployment", "apps/v1", "deployments", WRITE, watched=True, build=_workload("Deployment"),
+         admit="!variables.stateful"),
+    Kind("StatefulSet", "apps/v1", "statefulsets", WRITE, watched=True, build=_workload("StatefulSet"),
+         admit="variables.stateful"),
+    Kind("Service", "v1", "services", WRITE, watched=True, admit="variables.service",
          build=lambda app, _: [build_service(app)] if app.spec.ports and app.spec.service.type != "None" else []),
     Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims", WRITE, watched=True, name="<app>-<volume>",
+         admit="variables.claims",
          build=lambda app, _: [build_claim(app, v) for v in app.spec.volumes
                                if v.persistent and not v.persistent.per_replica]),
-    Kind("Ingress", "networking.k8s.io/v1", "ingresses", WRITE, watched=True,
+    Kind("Ingress", "networking.k8s.io/v1", "ingresses", WRITE, watched=True, admit="has(variables.spec.ingress)",
          build=lambda app, _: [build_ingress(app)] if app.spec.ingress is not None else []),
     Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", WRITE, watched=True,
+         admit="has(variables.spec.autoscaling)",
          build=lambda app, ctx: [build_hpa(app, ctx.now)]
          if app.spec.autoscaling is not None and not app.spec.suspend else []),
     Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", WRITE, watched=True,
+         admit="has(variables.spec.disruption)",
          build=lambda app, _: [build_pdb(app)] if app.spec.disruption is not None else []),
     # Read, never written: pods say why an App cannot run; ReplicaSets hold rollback templates.
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),

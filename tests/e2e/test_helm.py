@@ -217,6 +217,13 @@ def test_an_app_needs_the_rights_to_create_what_it_implies(release: dict[str, st
     assert "may not get every Secret this App has its pods use (token)" in secret.stderr
     powerful = apply_as("bob", ns, "admin", pod={"serviceAccountName": "cluster-admin-sa"})
     assert "may not get serviceaccount cluster-admin-sa" in powerful.stderr
+    # Finding 5: nor a ConfigMap bob may not read (the operator would copy it into a snapshot the
+    # pods mount), nor the snapshot it would create for him.
+    private = apply_as("bob", ns, "peek", envFrom=[{"configMapRef": {"name": "private"}}])
+    assert "may not create configmaps in namespace" in private.stderr
+    tenant(ns, "dave", APPS, ("create", "deployments.apps,services,configmaps"))
+    private = apply_as("dave", ns, "peek", envFrom=[{"configMapRef": {"name": "private"}}])
+    assert "may not get every ConfigMap this App has its pods use (private)" in private.stderr
     # Carol may do all of it.
     both = apply_as("carol", ns, "full", pod={"serviceAccountName": "default"}, volumes=[
         {"name": "s", "mountPath": "/s", "secret": {"secretName": "token"}},

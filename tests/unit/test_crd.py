@@ -28,6 +28,16 @@ def test_reference_docs_are_generated_from_the_crd() -> None:
     assert gen.render() == gen.OUT.read_text(), "docs/reference.md is out of date: run python3 hack/gen_reference.py"
 
 
+def test_the_admission_policy_checks_every_child_kind_of_the_table() -> None:
+    """Finding 5 / one table: the policy's per-child checks are generated from kinds.py."""
+    gen = hack("gen_admission")
+    assert gen.render() == gen.OUT.read_text(), "the admission checks are stale: run python3 hack/gen_admission.py"
+    from appkeeper.kinds import CHILDREN
+
+    for kind in CHILDREN:
+        assert f"resource('{kind.plural}')" in gen.OUT.read_text(), kind.kind
+
+
 def test_the_crd_and_its_copies_are_built_from_the_source_and_the_generated_core_schemas() -> None:
     gen = hack("gen_crd")
     built = gen.build()
