@@ -66,8 +66,31 @@ def data_hash(obj: Json) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+NAME_MAX, LABEL_MAX = 253, 63  # an object name (DNS subdomain) and a label value
+
+
 def snapshot_name(app_name: str, source: str, digest: str) -> str:
+    """`<app>-<source>-<hash8>`; a source too long for that (ConfigMap names go to 253) is cut and
+    told apart by a hash of its whole name."""
+    room = NAME_MAX - len(app_name) - 10
+    if len(source) > room:
+        source = f"{_cut(source, room - 9)}-{_short(source)}"
     return f"{app_name}-{source}-{digest[:8]}"
+
+
+def snapshot_label(source: str) -> str:
+    """The `appkeeper.dev/snapshot-of` value: the source's name, or (past 63 characters, which a
+    label value cannot hold) its start and a hash of it; it groups a source's snapshots."""
+    return source if len(source) <= LABEL_MAX else f"{_cut(source, LABEL_MAX - 9)}-{_short(source)}"
+
+
+def _cut(name: str, length: int) -> str:
+    """A prefix that ends in a letter or digit, as names and label values must."""
+    return name[:length].rstrip(".-_")
+
+
+def _short(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
 def plan(app_name: str, refs: Iterable[ConfigRef], sources: dict[str, Json | None]) -> ConfigPlan:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .api import API_VERSION, KIND, App, AppSpec, Json, Volume
-from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_data
+from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_data, snapshot_label
 from .schedules import scheduled_minimum
 
 MANAGER = "appkeeper"
@@ -88,7 +88,7 @@ def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec
 def build_config_snapshot(app: App, source: str, snapshot: Json) -> Json:
     """The immutable copy of ConfigMap `source` that the pod template names (config.py)."""
     return _child(app, "v1", "ConfigMap", snapshot["name"], "immutable", True,
-                  extra=snapshot_data(snapshot["source"]), extra_labels={LABEL_SNAPSHOT_OF: source})
+                  extra=snapshot_data(snapshot["source"]), extra_labels={LABEL_SNAPSHOT_OF: snapshot_label(source)})
 
 
 def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:

@@ -87,10 +87,19 @@ class Recorder:
         return True
 
     def _forget_old(self, now: datetime) -> None:
-        if len(self._seen) < 4096:
-            return
-        for key in [k for k, v in self._seen.items() if now - v.last >= REPEAT_WINDOW]:
-            del self._seen[key]
+        if len(self._seen) >= 4096:
+            for key in [k for k, v in self._seen.items() if now - v.last >= REPEAT_WINDOW]:
+                del self._seen[key]
+        if len(self._buckets) >= 4096:  # a bucket refilled to the burst is what a new one would be
+            for app in [k for k, b in self._buckets.items() if b.tokens + (now - b.at) / REFILL >= BURST]:
+                del self._buckets[app]
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The App is gone: nothing of it is kept (a name never seen again costs nothing)."""
+        with self._lock:
+            self._buckets.pop((namespace, name), None)
+            for key in [k for k in self._seen if k[:2] == (namespace, name)]:
+                del self._seen[key]
 
     @staticmethod
     def _event(obj: Json, name: str, type_: str, reason: str, message: str, now: datetime) -> Json:

@@ -120,6 +120,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
                 for i in range(rt.options.workers)]
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
+    if rt.health is not None:
+        rt.tasks.append(asyncio.create_task(_heartbeat(rt.health), name="heartbeat"))
     loop = asyncio.get_running_loop()
 
     def queue(key: AppKey) -> None:  # from an informer's thread
@@ -321,6 +323,13 @@ def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None)
     log.warning("reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, delay, n, why)
     rt.queue.add_after(key, delay)
     return n
+
+
+async def _heartbeat(health: Health, every: float = 1.0) -> None:
+    """Tells /healthz the event loop still runs: a loop wedged by a handler fails liveness."""
+    while True:
+        health.beat()
+        await asyncio.sleep(every)
 
 
 async def _resync(rt: Runtime) -> None:

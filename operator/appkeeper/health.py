@@ -1,17 +1,21 @@
 """The operator's own /healthz and /readyz, served from a thread for the life of the process, so
 they answer while kopf is not running (the App CRD is missing) as well as while it is.
 
-/healthz: the process is alive (200 always); liveness must not restart an operator that is only
-waiting for its CRD. /readyz: 200 once kopf is serving Apps; 503 with the reason otherwise."""
+/healthz: the process is alive: 200, unless its event loop has stopped answering (no heartbeat for
+STALL seconds while kopf runs: 503, so the kubelet restarts it); liveness must not restart an
+operator that is only waiting for its CRD. /readyz: 200 once kopf is serving Apps; 503 with the
+reason otherwise."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+STALL = 30.0  # seconds without a heartbeat from the event loop before /healthz fails
 
 class Health:
     """What the endpoints report; set by the main thread, read by the server's."""
@@ -21,11 +25,23 @@ class Health:
         self._waiting: str | None = "starting"
         self.serving = threading.Event()  # kopf's ready flag for the current run
         self.details: Callable[[], dict[str, Any]] = dict
+        self.heartbeat: float | None = None  # monotonic time of the event loop's last beat; None: no loop
+        self.clock: Callable[[], float] = time.monotonic
+
+    def beat(self) -> None:
+        self.heartbeat = self.clock()
+
+    def stalled(self) -> float | None:
+        """Seconds since the event loop's last beat, when that is over STALL; else None."""
+        beat = self.heartbeat
+        since = None if beat is None else self.clock() - beat
+        return since if since is not None and since > STALL else None
 
     def waiting(self, why: str) -> None:
         with self._lock:
             self._waiting = why
             self.serving = threading.Event()
+            self.heartbeat = None
 
     def running(self) -> threading.Event:
         """A new kopf run starts: it sets the returned flag once it is ready."""
@@ -44,6 +60,9 @@ class Health:
 def answer(health: Health, path: str) -> tuple[int, dict[str, Any]]:
     ready, why = health.readiness()
     if path == "/healthz":
+        stalled = health.stalled()
+        if stalled is not None:
+            return 503, {"alive": False, "state": f"the event loop has not answered for {stalled:.0f}s"}
         return 200, {"alive": True, "ready": ready, "state": why, **health.details()}
     if path == "/readyz":
         return (200 if ready else 503), {"ready": ready, "state": why}

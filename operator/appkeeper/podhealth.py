@@ -114,3 +114,20 @@ def failed_create(workload: Json, events: list[Json]) -> Problem | None:
         return None
     latest = max(mine, key=_event_time)
     return _cannot_create(workload["kind"], workload["metadata"]["name"], str(latest.get("message")))
+
+
+def workload_pods(app_name: str, pods: Iterable[Json]) -> list[Json]:
+    """The pods the App's workload made: controlled by one of its Deployment's ReplicaSets
+    (`<app>-<pod-template-hash>`) or by its StatefulSet. Anyone who may create pods can label one
+    for the App; only these are judged (a stranger's crashing pod must not steer a rollback)."""
+    out = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        ref = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+        if ref is None:
+            continue
+        template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+        if (ref.get("kind") == "ReplicaSet" and template_hash and ref.get("name") == f"{app_name}-{template_hash}") \
+                or (ref.get("kind") == "StatefulSet" and ref.get("name") == app_name):
+            out.append(pod)
+    return out

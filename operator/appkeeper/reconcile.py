@@ -22,7 +22,7 @@ from .events import Recorder
 from .failfast import TIMED_FAILURES, stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
-from .podhealth import creating_pods, failed_create, pods_problem, workload_problem
+from .podhealth import creating_pods, failed_create, pods_problem, workload_pods, workload_problem
 from .rollback import Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
@@ -52,6 +52,7 @@ class Reconciler:
             del self.deps.applied[k]
         self.rollbacks.forget(key)
         self.settled.pop(key, None)
+        self.deps.recorder.forget(*key)
 
     def reconcile(self, key: AppKey) -> Outcome:
         """The one entry point: reconcile the App at `key` as the store holds it."""
@@ -152,7 +153,7 @@ class Reconciler:
         obs.children = sorted(k for k in wanted if k in current)
         obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
         # 3d. Pods that cannot run say why; pods that have not run long are not yet proof of health.
-        pods = self.deps.store.pods(key)
+        pods = workload_pods(app.name, self.deps.store.pods(key))
         problem = (workload_problem(obs.workload) or pods_problem(pods)
                    or _failed_create(self.deps.kube, obs.workload, outcome))
         if problem is not None:

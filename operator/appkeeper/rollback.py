@@ -14,6 +14,7 @@ from .api import App, Json
 from .deps import Deps
 from .desired import selector_string
 from .failfast import TEMPLATE_HASH, rollout_failure
+from .podhealth import workload_pods
 from .status import DEPLOYMENT_REVISION, Observed, deadline_exceeded, workload_revision
 from .store import AppKey, ChildKey
 
@@ -59,12 +60,12 @@ class Rollbacks:
     def _failure(deps: Deps, app: App, healthy: str, workload: Json, now: datetime) -> tuple[str, Json] | None:
         """Why the rollout failed, with the healthy revision's ReplicaSet; None while it has not.
         The ReplicaSets are listed only once the pods say something crossed the threshold."""
-        pods = deps.store.pods((app.namespace, app.name))
+        pods = workload_pods(app.name, deps.store.pods((app.namespace, app.name)))
         threshold = app.spec.rollout.failure_threshold
         late = deadline_exceeded(workload)
         if not late and rollout_failure(pods, None, threshold, now) is None:
             return None
-        replicaset = healthy_replicaset(deps, app, healthy)
+        replicaset = healthy_replicaset(deps, app, healthy, str(workload["metadata"].get("uid")))
         if replicaset is None:
             return None
         if late:
@@ -78,9 +79,13 @@ class Rollbacks:
         return template
 
 
-def healthy_replicaset(deps: Deps, app: App, revision: str) -> Json | None:
+def healthy_replicaset(deps: Deps, app: App, revision: str, deployment_uid: str) -> Json | None:
+    """The ReplicaSet of `revision` that the App's Deployment controls (one merely labelled for the
+    App, made by anyone who may create ReplicaSets, must not choose what a rollback runs)."""
     for rs in deps.kube.list("apps/v1", "ReplicaSet", app.namespace, selector_string(app.name)):
-        if rs["metadata"].get("annotations", {}).get(DEPLOYMENT_REVISION) == revision:
+        controlled = any(r.get("uid") == deployment_uid and r.get("controller")
+                         for r in rs["metadata"].get("ownerReferences") or [])
+        if controlled and rs["metadata"].get("annotations", {}).get(DEPLOYMENT_REVISION) == revision:
             return rs
     return None
 

@@ -90,3 +90,23 @@ def test_pruning_keeps_the_newest_of_each_source_and_always_the_current() -> Non
     assert sorted(d["metadata"]["name"] for d in doomed) == [
         "shop-settings-0", "shop-settings-1", "shop-settings-3", "shop-settings-4"]
     assert snapshots_to_prune(snaps, current=set(), keep=10) == []
+
+
+def test_snapshot_names_and_labels_fit_whatever_the_configmap_name() -> None:
+    """Finding 8: a ConfigMap name of 64-253 characters must not make a label or name the API
+    server refuses (the pods would never start)."""
+    import re
+
+    from appkeeper.config import snapshot_label, snapshot_name
+
+    subdomain = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    label = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+    for source in ("settings", "a" * 63, "a" * 64, "b." * 100 + "c", "x-" * 126 + "y", "c" * 253):
+        name = snapshot_name("a" * 63, source, "0123456789abcdef")
+        assert len(name) <= 253, source
+        assert subdomain.match(name), name
+        value = snapshot_label(source)
+        assert len(value) <= 63, source
+        assert label.match(value), value
+    assert snapshot_label("c" * 253) != snapshot_label("c" * 252 + "d")  # still told apart
+    assert snapshot_label("settings") == "settings"

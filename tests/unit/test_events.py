@@ -72,3 +72,19 @@ def test_a_failed_post_is_forgotten_so_the_next_creates() -> None:
     rec.post(APP, "Normal", "Created", "x")
     rec.post(APP, "Normal", "Created", "x")
     assert [e["count"] for e in events(kube)] == [1]
+
+
+def test_what_it_keeps_per_app_goes_with_the_app_and_stays_bounded() -> None:
+    """Finding 8: three cycles of 500 Apps created and deleted left their buckets behind."""
+    kube = FakeKube()
+    rec, clock = recorder(kube)
+    for cycle in range(3):
+        for i in range(500):
+            app = {"name": f"app-{cycle}-{i}", "namespace": "demo", "uid": f"u{i}"}
+            rec.post(app, "Normal", "Created", "created Deployment")
+            rec.forget("demo", app["name"])
+    assert (len(rec._buckets), len(rec._seen)) == (0, 0)
+    for i in range(5000):  # never forgotten (say, a reconcile failing before the App is gone): swept
+        clock[0] = NOW + timedelta(hours=3 + i)  # type: ignore[operator]
+        rec.post({"name": f"x-{i}", "namespace": "demo", "uid": "u"}, "Normal", "Created", "created")
+    assert len(rec._buckets) <= 4096

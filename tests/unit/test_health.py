@@ -139,3 +139,20 @@ def test_kopf_keeps_no_diff_base_for_raw_event_handlers() -> None:
     patch = kopf.Patch()
     storage.store(body=body, patch=patch, essence=storage.build(body=body))
     assert not patch  # nothing written to the object either
+
+
+def test_liveness_fails_once_the_event_loop_stops_beating() -> None:
+    """Finding 8: /healthz said 200 with the event loop wedged."""
+    health = Health()
+    now = [100.0]
+    health.clock = lambda: now[0]
+    assert answer(health, "/healthz")[0] == 200  # no loop yet (waiting for the CRD): alive
+    health.beat()
+    now[0] += 29
+    assert answer(health, "/healthz")[0] == 200
+    now[0] += 2
+    code, body = answer(health, "/healthz")
+    assert code == 503
+    assert "has not answered for 31s" in body["state"]
+    health.waiting("stopping")  # a run that ended is not a wedged loop
+    assert answer(health, "/healthz")[0] == 200

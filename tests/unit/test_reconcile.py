@@ -226,6 +226,19 @@ def test_paused_changes_nothing_and_says_so(w: World) -> None:
     assert w.status()["phase"] == "Paused"
 
 
+def controlled_by(w: World) -> list[Json]:
+    """A ReplicaSet's ownerReferences: the App's Deployment controls it."""
+    return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop", "controller": True,
+             "uid": w.child("Deployment")["metadata"]["uid"]}]
+
+
+def made_by(template_hash: str) -> dict[str, Any]:
+    """A pod's labels and ownerReferences: made by the ReplicaSet of `template_hash`."""
+    return {"labels": {"appkeeper.dev/app": "shop", "pod-template-hash": template_hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"shop-{template_hash}",
+                                 "uid": f"rs-{template_hash}", "controller": True}]}
+
+
 def ready(w: World, revision: str) -> None:
     """The Deployment controller's view: fully rolled out at `revision`."""
     d = w.child("Deployment")
@@ -241,7 +254,8 @@ def test_a_rollout_past_its_deadline_goes_back_to_the_healthy_revision(w: World)
     good = copy.deepcopy(w.child("Deployment")["spec"]["template"])
     w.kube.add({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                    "metadata": {"name": "shop-1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"},
-                                "annotations": {"deployment.kubernetes.io/revision": "1"}},
+                                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                                "ownerReferences": controlled_by(w)},
                    "spec": {"template": good}})
     w.reconcile()
     assert w.status()["lastHealthyRevision"] == "1"
@@ -266,7 +280,8 @@ def healthy_then_updated(w: World, **update: Any) -> None:
     w.kube.add({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                    "metadata": {"name": "shop-h1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop",
                                                                               "pod-template-hash": "h1"},
-                                "annotations": {"deployment.kubernetes.io/revision": "1"}},
+                                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                                "ownerReferences": controlled_by(w)},
                    "spec": {"template": good}})
     w.reconcile()
     w.put_app(**dict(WEB, **update))
@@ -277,7 +292,7 @@ def healthy_then_updated(w: World, **update: Any) -> None:
 def new_pod(w: World, restarts: int) -> None:
     w.kube.objects.pop(("Pod", NS, "shop-h2-x"), None)
     w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "shop-h2-x", "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"}},
+        "name": "shop-h2-x", "namespace": NS, **made_by("h2")},
         "status": {"startTime": "2026-11-23T11:59:00Z", "containerStatuses": [{
             "name": "shop", "ready": False, "restartCount": restarts,
             "state": {"waiting": {"reason": "CrashLoopBackOff"}},
@@ -311,7 +326,7 @@ def test_a_failing_pull_is_rolled_back_once_it_has_failed_for_the_threshold(w: W
     healthy_then_updated(w, image="127.0.0.1:5999/missing:1", rollout={"failureThreshold": {"imagePullSeconds": 20}})
     started = w.now
     w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "shop-h2-y", "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"}},
+        "name": "shop-h2-y", "namespace": NS, **made_by("h2")},
         "status": {"startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "containerStatuses": [{
             "name": "shop", "ready": False, "restartCount": 0,
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "connection refused"}}}]}})
@@ -332,7 +347,7 @@ def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> Non
     ready(w, "1")
     started = w.now
     w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "shop-1-a", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"}},
+        "name": "shop-1-a", "namespace": NS, **made_by("h1")},
         "status": {"containerStatuses": [{"name": "shop", "ready": True, "restartCount": 0, "state": {
             "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
     w.now = started + timedelta(seconds=3)
@@ -490,7 +505,7 @@ def test_pods_that_cannot_run_degrade_the_app(w: World) -> None:
     w.put_app(**WEB)
     w.reconcile()
     w.kube.add({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": "shop-abc", "namespace": NS, "labels": {"appkeeper.dev/app": "shop"}},
+                   "metadata": {"name": "shop-abc", "namespace": NS, **made_by("abc")},
                    "status": {"containerStatuses": [{"name": "shop", "state": {"waiting": {
                        "reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}})
     w.reconcile()
@@ -695,3 +710,28 @@ def test_no_two_apps_share_a_claim_name_in_either_order() -> None:
     w.put_app("a-b", replicas=1, volumes=replica)  # its own claim: no conflict scaling up
     w.reconcile("a-b")
     assert w.child("StatefulSet", "a-b")["spec"]["replicas"] == 1
+
+
+def test_a_strangers_pod_or_replicaset_labelled_for_the_app_steers_nothing(w: World) -> None:
+    """Finding 8: only the pods the App's workload made are judged, and a rollback runs only the
+    template of a ReplicaSet its Deployment controls."""
+    healthy_then_updated(w, image="nginx:broken")
+    for name, refs in (("stranger", []), ("forged", [{"kind": "ReplicaSet", "name": "other-h2", "uid": "x",
+                                                      "controller": True}])):
+        w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "namespace": NS, "labels": {"appkeeper.dev/app": "shop", "pod-template-hash": "h2"},
+            "ownerReferences": refs},
+            "status": {"containerStatuses": [{"name": "shop", "ready": False, "restartCount": 9,
+                                              "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})
+    w.reconcile()
+    assert w.condition("Degraded")["reason"] != "CrashLoopBackOff"
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:broken"
+    # A ReplicaSet labelled for the App at the healthy revision, not controlled by its Deployment:
+    evil = copy.deepcopy(w.child("ReplicaSet", "shop-h1"))
+    evil["metadata"].update(name="shop-evil", ownerReferences=[])
+    evil["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    w.kube.objects.pop(("ReplicaSet", NS, "shop-h1"))
+    w.kube.add(evil)
+    new_pod(w, restarts=3)
+    w.reconcile()
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:broken"
