@@ -153,7 +153,7 @@ def bound_all(node: Any) -> Any:
         return [bound_all(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: v if k in ("default", "example", "enum") else bound_all(v) for k, v in node.items()}
+    out = {k: v if k in ("default", "example", "enum", "anyOf") else bound_all(v) for k, v in node.items()}
     stringy = node.get("type") == "string" or node.get("x-kubernetes-int-or-string")
     if stringy and "maxLength" not in node and "enum" not in node and node.get("format") != "date-time":
         out["maxLength"] = MAX_LENGTH
