@@ -20,6 +20,7 @@ from .api import GROUP, PLURAL, VERSION
 from .health import Health, serve
 from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
+from .malloc import fix_mmap_threshold
 
 log = logging.getLogger("appkeeper")
 
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return diff.run(Kube(load_configuration(args.kubeconfig), pool_size=2), args.filename, args.namespace)
     configure_logging(args.log_format, args.log_level)
+    fix_mmap_threshold()
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     health = Health()

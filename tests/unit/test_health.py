@@ -156,3 +156,11 @@ def test_liveness_fails_once_the_event_loop_stops_beating() -> None:
     assert "has not answered for 31s" in body["state"]
     health.waiting("stopping")  # a run that ended is not a wedged loop
     assert answer(health, "/healthz")[0] == 200
+
+
+def test_glibc_is_told_to_give_large_blocks_back() -> None:
+    import platform
+
+    from appkeeper.malloc import fix_mmap_threshold
+
+    assert fix_mmap_threshold() is (platform.libc_ver()[0] == "glibc")
