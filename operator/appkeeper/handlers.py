@@ -11,10 +11,11 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -24,7 +25,7 @@ from .desired import LABEL_APP
 from .health import Health
 from .kinds import WATCHED
 from .kube import ApiError, Kube, connection_fields, load_configuration
-from .leader import LeaderElector, LeaseConfig, ShardElector
+from .leader import LeaderElector, LeaseConfig, ShardElector, writing_for
 from .malloc import trim
 from .reconcile import Reconciler, TransientError
 from .shards import Shards
@@ -33,6 +34,7 @@ from .verify import api_answers, fill, list_apps, verify
 from .workqueue import WorkQueue, retry_delay, spread
 
 log = logging.getLogger("appkeeper")
+T = TypeVar("T")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
 TRIM_SECONDS = 10.0  # how often free heap pages are given back (a few ms of CPU each)
 REPORT_AFTER = 3  # transient failures in a row before the App's status says the API keeps failing
@@ -66,6 +68,7 @@ class Runtime:
     unfilled: bool = False  # a shard was taken but listing its objects failed: try again next round
     health: Health | None = None  # told when this run stops, so /readyz stops saying "serving"
     informers: list[informer.Informer] = field(default_factory=list)  # the children's and pods' watches
+    election: asyncio.Task[None] | None = None  # stopped last at shutdown: it renews while reconciles drain
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -137,17 +140,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         rt.shards = Shards(rt.options.shards)
         rt.store.accepts = rt.shards.accepts  # before the watches start: nothing is kept until a shard is held
         rt.leading.set()  # each key is checked against the shards held
-        rt.shard_elector = ShardElector(kube, lease, rt.options.shards)
-        rt.tasks.append(asyncio.create_task(_lead_shards(rt, rt.shard_elector), name="shard-election"))
+        rt.shard_elector = ShardElector(lease_client(rt.options, lease), lease, rt.options.shards)
+        kube.fence = rt.shard_elector.fence  # every write: its App's shard provably still ours
+        rt.election = asyncio.create_task(_lead_shards(rt, rt.shard_elector), name="shard-election")
     else:
-        rt.elector = LeaderElector(kube, lease)
-        rt.tasks.append(asyncio.create_task(_lead(rt, rt.elector), name="leader-election"))
+        rt.elector = LeaderElector(lease_client(rt.options, lease), lease)
+        kube.fence = rt.elector.fence  # every write: the Lease provably still ours
+        rt.election = asyncio.create_task(_lead(rt, rt.elector), name="leader-election")
     # The Apps first: the store keeps only the objects of Apps it holds (and, sharded, accepts).
     try:
         await loop.run_in_executor(None, list_apps, kube, rt.store, rt.options.namespaces)
     except ApiError as e:  # safe, only dearer: each App's objects are listed when it appears
         log.warning("could not list the Apps before their objects: %s", e)
     rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)
+
+
+def lease_client(options: Options, lease: LeaseConfig) -> Kube:
+    """The elector's own client: no connection retries, and answers within a quarter of the renew
+    deadline, so a round never outlasts the deadline it guards (each is also cut off at it)."""
+    return Kube(load_configuration(options.kubeconfig), pool_size=2, timeout=max(0.5, lease.renew_deadline / 4),
+                identity=lease.identity, connect_retries=0)
 
 
 @kopf.on.cleanup()
@@ -164,8 +176,12 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     loop = asyncio.get_running_loop()
     handing_over = rt.elector is not None or rt.shard_elector is not None
     if rt.pool is not None:
-        # A Lease handed over while a reconcile still writes would let two replicas write one App.
+        # A Lease handed over while a reconcile still writes would let two replicas write one App:
+        # the reconciles end first, while the election still renews (and the fence still holds).
         await loop.run_in_executor(None, partial(rt.pool.shutdown, wait=handing_over, cancel_futures=True))
+    if rt.election is not None:
+        rt.election.cancel()
+        await asyncio.gather(rt.election, return_exceptions=True)
     if rt.elector is not None:
         await loop.run_in_executor(None, rt.elector.release)
     if rt.shard_elector is not None:
@@ -209,7 +225,15 @@ async def _lead(rt: Runtime, elector: LeaderElector) -> None:
     may happen after another replica could have taken over."""
     loop = asyncio.get_running_loop()
     while True:
-        ok = await loop.run_in_executor(None, elector.try_acquire_or_renew)
+        try:
+            ok = await asyncio.wait_for(loop.run_in_executor(None, elector.try_acquire_or_renew),
+                                        elector.cfg.renew_deadline)
+        except TimeoutError:
+            log.warning("lease round took longer than the renew deadline (%.0fs)", elector.cfg.renew_deadline)
+            ok = False
+        except Exception:  # the election must never end quietly while reconciles go on
+            log.exception("leader election failed: exiting")
+            os._exit(1)
         if ok and not rt.leading.is_set():
             rt.leading.set()
             metrics.LEADER.set(1)
@@ -222,40 +246,56 @@ async def _lead(rt: Runtime, elector: LeaderElector) -> None:
 
 async def _lead_shards(rt: Runtime, elector: ShardElector) -> None:
     """Each round: renew the shards held, take free ones up to our share (list their objects into
-    the store, then queue their Apps), hand over the extras once their reconciles have stopped."""
-    loop = asyncio.get_running_loop()
-    assert rt.shards is not None
-    assert rt.reconciler is not None
+    the store, then queue their Apps), hand over the extras once their reconciles have stopped. Any
+    failure but the API's ends the process: the election must never end quietly while reconciles
+    go on."""
     while True:
         try:
-            done = await loop.run_in_executor(None, elector.round)
-        except Exception as e:  # whatever it was, the renew deadline below still holds
-            log.warning("shard leases: %s: %s", type(e).__name__, e)
-        else:
-            if done.lost:  # another replica holds what we thought ours: no write may follow
-                log.error("shards %s were taken by another replica: exiting", done.lost)
-                os._exit(1)
-            if done.taken:
-                rt.shards.owned.update(done.taken)
-                _shard_log("holds", done.taken, elector)
-                rt.unfilled = True
-            for shard in done.give:
-                await _hand_over(rt, elector, shard)
-            metrics.LEADER.set(1 if rt.shards.owned else 0)
-            metrics.SHARDS_HELD.set(len(rt.shards.owned))
-        if rt.unfilled:
-            try:
-                for key in await loop.run_in_executor(None, fill, rt.reconciler.deps.kube, rt.store,
-                                                      rt.options.namespaces):
-                    rt.queue.add(key)
-                rt.unfilled = False
-            except ApiError as e:
-                log.warning("could not list the objects of the shards taken: %s", e)
+            await _shard_round(rt, elector)
+            if rt.unfilled:
+                await _fill_shards(rt)
+        except Exception:
+            log.exception("shard election failed: exiting")
+            os._exit(1)
         if elector.lost():
             log.error("shard leases not renewed within %.0fs: exiting so a new process can take them",
                       elector.cfg.renew_deadline)
             os._exit(1)
         await asyncio.sleep(elector.pause())
+
+
+async def _shard_round(rt: Runtime, elector: ShardElector) -> None:
+    """One round, cut off at the renew deadline (which the caller's check and the fence enforce)."""
+    assert rt.shards is not None
+    try:
+        done = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, elector.round),
+                                      elector.cfg.renew_deadline)
+    except (ApiError, TimeoutError) as e:
+        log.warning("shard leases: %s: %s", type(e).__name__, e)
+        return
+    if done.lost:  # another replica holds what we thought ours: no write may follow
+        log.error("shards %s were taken by another replica: exiting", done.lost)
+        os._exit(1)
+    if done.taken:
+        rt.shards.owned.update(done.taken)
+        _shard_log("holds", done.taken, elector)
+        rt.unfilled = True
+    for shard in done.give:
+        await _hand_over(rt, elector, shard)
+    metrics.LEADER.set(1 if rt.shards.owned else 0)
+    metrics.SHARDS_HELD.set(len(rt.shards.owned))
+
+
+async def _fill_shards(rt: Runtime) -> None:
+    """The objects of the shards just taken, listed into the store; their Apps queued."""
+    assert rt.reconciler is not None
+    try:
+        for key in await asyncio.get_running_loop().run_in_executor(None, fill, rt.reconciler.deps.kube, rt.store,
+                                                                    rt.options.namespaces):
+            rt.queue.add(key)
+        rt.unfilled = False
+    except ApiError as e:
+        log.warning("could not list the objects of the shards taken: %s", e)
 
 
 async def _hand_over(rt: Runtime, elector: ShardElector, shard: int) -> None:
@@ -293,18 +333,18 @@ async def _worker(rt: Runtime) -> None:
             shard = rt.shards.of(key)
             rt.shards.running[shard] += 1  # checked and counted with no await between: a hand-over waits for it
         try:
-            outcome = await loop.run_in_executor(rt.pool, rt.reconciler.reconcile, key)
+            outcome = await loop.run_in_executor(rt.pool, _for_shard, shard, rt.reconciler.reconcile, key)
         except (TransientError, ApiError) as e:
             cause = e.__cause__ if isinstance(e, TransientError) else e
             if getattr(cause, "status", None) == 0:
                 rt.api_up.clear()  # no answer at all: hold every worker until the probe hears one
             if _retry(rt, key, f"API: {e}", getattr(cause, "retry_after", None)) == REPORT_AFTER:
-                await loop.run_in_executor(rt.pool, rt.reconciler.report_failure, key, "APIError",
+                await loop.run_in_executor(rt.pool, _for_shard, shard, rt.reconciler.report_failure, key, "APIError",
                                            f"the API server keeps failing this App's requests: {e}")
         except Exception as e:  # one bad object must never stop the others
             log.exception("reconcile of %s/%s failed", *key)
             _retry(rt, key, f"{type(e).__name__}: {e}")
-            await loop.run_in_executor(rt.pool, rt.reconciler.report_failure, key, "InternalError",
+            await loop.run_in_executor(rt.pool, _for_shard, shard, rt.reconciler.report_failure, key, "InternalError",
                                        f"the operator failed reconciling this App ({type(e).__name__}: {e}); "
                                        "it retries with backoff")
         else:
@@ -316,6 +356,15 @@ async def _worker(rt: Runtime) -> None:
             rt.queue.done(key)
             if shard is not None and rt.shards is not None:
                 rt.shards.running[shard] -= 1
+
+
+def _for_shard(shard: int | None, fn: Callable[..., T], *args: Any) -> T:
+    """Runs `fn` in a pool thread whose writes the shard fence judges against `shard`'s Lease."""
+    writing_for(shard)
+    try:
+        return fn(*args)
+    finally:
+        writing_for(None)
 
 
 def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -41,6 +41,13 @@ class ApiError(Exception):
         if self.status == 500 and "failed to create typed patch object" in self.message:
             return True
         return self.status in (400, 403, 404, 405, 413, 415, 422)
+
+
+class Fenced(ApiError):
+    """A write refused before it was sent: this replica's Lease is no longer provably its own."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "Fenced", message)
 
 
 def retry_after(header: str | None) -> float | None:
@@ -162,8 +169,12 @@ class WatchStream:
 
 class Kube:
     def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0,
-                 identity: str | None = None) -> None:
+                 identity: str | None = None, connect_retries: int = 3) -> None:
         self.cfg = cfg
+        self.connect_retries = connect_retries
+        # Called before every write but a Lease's; raises Fenced once this replica may no longer
+        # write (its Lease not renewed within the renew deadline). None: no election, no fence.
+        self.fence: Callable[[], None] | None = None
         self.user_agent = user_agent_for(identity)
         self.host = cfg.host.rstrip("/")
         self.timeout = timeout
@@ -194,8 +205,10 @@ class Kube:
                 content_type: str = "application/json") -> Json:
         url = self.host + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
+        if self.fence is not None and method != "GET" and "/leases" not in path:
+            self.fence()
         resp = _send(self.pool, method, method, url, body=data, headers=self._headers(content_type if data else None),
-                     timeout=self.timeout, retries=urllib3.Retry(connect=3, read=0, redirect=0))
+                     timeout=self.timeout, retries=urllib3.Retry(connect=self.connect_retries, read=0, redirect=0))
         payload = _decoded(resp)
         if resp.status >= 400:
             raise _error(resp, payload)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .api import Json
-from .kube import ApiError
+from .kube import ApiError, Fenced
 from .shards import ShardLease, plan
 
 log = logging.getLogger("appkeeper.leader")
@@ -78,13 +79,14 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One round: True while we hold the Lease. API errors count as a failed round."""
+        started = self.monotonic()  # the renewal counts from when it was sent, not from the answer
         try:
             ok = self._round()
         except ApiError as e:
             log.warning("lease %s/%s: %s", self.cfg.namespace, self.cfg.name, e)
             ok = False
         if ok:
-            self.last_renew = self.monotonic()
+            self.last_renew = started
             if not self.leading:
                 log.info("%s is now the leader (lease %s/%s)", self.cfg.identity, self.cfg.namespace, self.cfg.name)
         self.leading = ok
@@ -93,6 +95,12 @@ class LeaderElector:
     def lost(self) -> bool:
         """A leader that could not renew within the renew deadline must stop writing."""
         return self.last_renew > 0 and self.monotonic() - self.last_renew > self.cfg.renew_deadline
+
+    def fence(self) -> None:
+        """Before a write: raises Fenced unless we lead and renewed within the renew deadline. Another
+        replica takes the Lease only `lease_duration` after it saw our last renewal, later than that."""
+        if not (self.leading and self.monotonic() - self.last_renew < self.cfg.renew_deadline):
+            raise Fenced(f"{self.cfg.identity} no longer provably holds lease {self.cfg.namespace}/{self.cfg.name}")
 
     def _round(self) -> bool:
         lease = self.kube.get(LEASE_API, "Lease", self.cfg.namespace, self.cfg.name)
@@ -135,6 +143,14 @@ def hand_over(kube: LeaseApi, cfg: LeaseConfig, name: str, now: datetime) -> Non
         log.warning("could not release lease %s/%s: %s", cfg.namespace, name, e)
 
 
+_writing = threading.local()  # the shard whose App the calling thread reconciles (writing_for)
+
+
+def writing_for(shard: int | None) -> None:
+    """The calling thread now writes for an App of `shard` (None: for none)."""
+    _writing.shard = shard
+
+
 LABEL_GROUP = "appkeeper.dev/lease-group"  # the shard and member Leases of one deployment of appkeeper
 LABEL_ROLE = "appkeeper.dev/lease-role"  # shard, or member (a replica saying it is alive)
 FORGET_MEMBER_AFTER = 4  # lease durations: a dead replica's member Lease is deleted after this long
@@ -170,6 +186,7 @@ class ShardElector:
 
     def round(self) -> Round:
         """Renew what we hold, take what is free up to our share, say what to give back."""
+        started = self.monotonic()  # a renewal counts from before it was sent
         listed = {o["metadata"]["name"]: o for o in
                   self.kube.list(LEASE_API, "Lease", self.cfg.namespace, f"{LABEL_GROUP}={self.cfg.name}")}
         now = self.monotonic()
@@ -196,10 +213,10 @@ class ShardElector:
             del self.held[i]
         for i in decided.keep + decided.give:  # a shard being given back is renewed until it is released
             if self._write(self.shard_lease(i), listed.get(self.shard_lease(i)), "shard"):
-                self.held[i] = self.monotonic()
+                self.held[i] = started
         taken = [i for i in decided.take if self._write(self.shard_lease(i), listed.get(self.shard_lease(i)), "shard")]
         for i in taken:
-            self.held[i] = self.monotonic()
+            self.held[i] = started
         return Round(taken, decided.give, decided.lost)
 
     def pause(self) -> float:
@@ -213,6 +230,14 @@ class ShardElector:
         """A shard not renewed within the renew deadline: no write may follow (the process exits)."""
         now = self.monotonic()
         return any(now - renewed > self.cfg.renew_deadline for renewed in self.held.values())
+
+    def fence(self) -> None:
+        """Before a write for an App of the calling thread's shard (`writing_for`): raises Fenced
+        unless that shard is held and was renewed within the renew deadline."""
+        shard = getattr(_writing, "shard", None)
+        renewed = self.held.get(shard) if shard is not None else None
+        if renewed is None or self.monotonic() - renewed >= self.cfg.renew_deadline:
+            raise Fenced(f"{self.cfg.identity} no longer provably holds shard {shard}")
 
     def release(self, shard: int) -> None:
         """Hands one shard over at once (its reconciles have stopped)."""

@@ -48,8 +48,7 @@ class Reconciler:
         self.settled: dict[AppKey, tuple[object, ...]] = {}
 
     def forget(self, key: AppKey) -> None:
-        for k in [k for k in self.deps.applied if k[0] == key]:
-            del self.deps.applied[k]
+        self.deps.applied.forget(key)
         self.rollbacks.forget(key)
         self.settled.pop(key, None)
         self.deps.recorder.forget(*key)

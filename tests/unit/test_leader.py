@@ -91,3 +91,91 @@ def test_the_command_line_turns_it_on() -> None:
     other = cli.lease_config(cli.parser().parse_args(["run", "--leader-elect"]))
     assert other is not None
     assert other.identity != cfg.identity  # two processes on one host are two candidates
+
+
+def test_a_leader_is_fenced_before_another_can_take_the_lease() -> None:
+    """Finding 7: every write asks the fence; it closes at the renew deadline, counted from when
+    the last renewal was sent, before any candidate may take the Lease (lease duration)."""
+    import pytest
+
+    from appkeeper.kube import Fenced
+
+    kube, clock = FakeKube(), Clock()
+    a, b = elector(kube, "a", clock), elector(kube, "b", clock)
+    with pytest.raises(Fenced):
+        a.fence()  # not leading yet
+    assert a.try_acquire_or_renew()
+    b.try_acquire_or_renew()
+    a.fence()
+    clock.t += 9.9
+    a.fence()
+    clock.t += 0.2  # past the renew deadline: a may not write, although b cannot take it yet
+    with pytest.raises(Fenced):
+        a.fence()
+    assert not b.try_acquire_or_renew()
+    clock.t += 5  # the lease duration since b saw it change: b takes it; a has not written for 5 s
+    assert b.try_acquire_or_renew()
+    b.fence()
+
+
+def test_a_shard_write_is_fenced_by_its_own_shard() -> None:
+    import pytest
+
+    from appkeeper.kube import Fenced
+    from appkeeper.leader import ShardElector, writing_for
+
+    kube, clock = FakeKube(), Clock()
+    se = ShardElector(kube, LeaseConfig("ops", "appkeeper", "a"), 2, clock=lambda: NOW,  # type: ignore[arg-type]
+                      monotonic=clock)
+    se.round()
+    assert sorted(se.held) == [0, 1]
+    writing_for(0)
+    se.fence()
+    writing_for(None)
+    with pytest.raises(Fenced):
+        se.fence()  # a write for no shard
+    se.held.pop(1)
+    writing_for(1)
+    with pytest.raises(Fenced):
+        se.fence()  # a shard handed over
+    writing_for(0)
+    clock.t += 10
+    with pytest.raises(Fenced):
+        se.fence()  # not renewed within the deadline
+    writing_for(None)
+
+
+def test_every_write_but_a_leases_asks_the_fence() -> None:
+    """kube.Kube: the fence is asked before a write is sent, and not for reads or Leases."""
+    import pytest
+
+    from appkeeper.kube import ApiError, Fenced, Kube
+
+    class Config:
+        host = "http://127.0.0.1:9"  # nothing listens: a request that got past the fence fails to connect
+        verify_ssl = True
+        ssl_ca_cert = cert_file = key_file = None
+
+        def get_api_key_with_prefix(self, *a: object, **k: object) -> None:
+            return None
+
+    kube = Kube(Config(), connect_retries=0, timeout=0.5)  # type: ignore[arg-type]
+    asked: list[str] = []
+
+    def fence() -> None:
+        asked.append("asked")
+        raise Fenced("not ours")
+
+    kube.fence = fence
+    with pytest.raises(Fenced):
+        kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "n"}})
+    with pytest.raises(Fenced):
+        kube.delete("v1", "Service", "n", "x")
+    assert len(asked) == 2
+    for call in (lambda: kube.get("v1", "Service", "n", "x"),
+                 lambda: kube.replace({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                       "metadata": {"name": "l", "namespace": "n"}})):
+        with pytest.raises(ApiError) as err:
+            call()
+        assert err.value.status == 0  # not fenced: it went on to the (absent) server
+    assert len(asked) == 2

@@ -735,3 +735,35 @@ def test_a_strangers_pod_or_replicaset_labelled_for_the_app_steers_nothing(w: Wo
     new_pod(w, restarts=3)
     w.reconcile()
     assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:broken"
+
+
+def test_forget_is_safe_while_other_reconciles_record_their_writes() -> None:
+    """Finding 7: a shard handed over forgets its Apps while pool threads record writes of others;
+    iterating the old dict raised there and ended the shard loop with its Leases lapsing."""
+    import threading
+
+    from appkeeper.drift import Applied
+
+    w = World()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def record(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            w.reconciler.deps.applied[((NS, f"app-{i}-{n % 500}"), ("Service", str(n)))] = Applied("h", {})
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(3000):
+            w.reconciler.forget((NS, f"app-0-{n % 500}"))
+    except BaseException as e:  # reported below, after the threads stop
+        errors.append(e)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
