@@ -23,6 +23,15 @@ from .leader import LeaseConfig
 from .malloc import fix_mmap_threshold
 
 log = logging.getLogger("appkeeper")
+DENIED_DEFAULT = ("kube-system", "kube-public", "kube-node-lease")
+
+
+def denied_namespaces(given: list[str] | None) -> list[str]:
+    """`--deny-namespace` as given (an empty value: none), else the defaults and our own namespace."""
+    if given is not None:
+        return sorted({ns for ns in given if ns})
+    own = os.environ.get("POD_NAMESPACE")
+    return sorted({*DENIED_DEFAULT, *([own] if own else [])})
 
 
 def package_version() -> str:
@@ -71,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
     scope.add_argument("-n", "--namespace", action="append", default=[],
                        help="watch this namespace (repeatable); default: all namespaces")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
+    run.add_argument("--deny-namespace", action="append", default=None, metavar="NAMESPACE",
+                     help="never serve an App nor write anything here (repeatable; default: "
+                          f"{', '.join(DENIED_DEFAULT)} and $POD_NAMESPACE, the operator's own)")
     run.add_argument("--workers", type=int, default=16, help="concurrent reconciles (default 16)")
     run.add_argument("--resync-seconds", type=float, default=300.0,
                      help="reconcile every App at least this often (default 300)")
@@ -169,7 +181,7 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
 
     options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,
                                kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
-                               namespaces=list(args.namespace))
+                               namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace))
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
     try:

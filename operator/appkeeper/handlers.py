@@ -49,6 +49,7 @@ class Options:
     lease: LeaseConfig | None = None  # set: only the Lease holder reconciles
     shards: int = 1  # > 1 (with `lease`): the Apps are split into shards, each held through its own Lease
     namespaces: list[str] = field(default_factory=list)  # watched; []: all
+    denied: list[str] = field(default_factory=list)  # never served, never written (operatorNamespacesDenied)
 
 
 @dataclass
@@ -147,6 +148,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         rt.elector = LeaderElector(lease_client(rt.options, lease), lease)
         kube.fence = rt.elector.fence  # every write: the Lease provably still ours
         rt.election = asyncio.create_task(_lead(rt, rt.elector), name="leader-election")
+    if rt.options.denied:  # enforced here, whatever the admission policy says (or whether it exists)
+        kube.denied = frozenset(rt.options.denied)
+        accepts, denied = rt.store.accepts, kube.denied
+        rt.store.accepts = lambda key: key[0] not in denied and accepts(key)
     # The Apps first: the store keeps only the objects of Apps it holds (and, sharded, accepts).
     try:
         await loop.run_in_executor(None, list_apps, kube, rt.store, rt.options.namespaces)

@@ -50,6 +50,15 @@ class Fenced(ApiError):
         super().__init__(503, "Fenced", message)
 
 
+def _namespace_of(path: str) -> str | None:
+    """The namespace a request path is in (/api/v1/namespaces/<ns>/..., /apis/g/v/namespaces/<ns>/...)."""
+    parts = path.split("?", 1)[0].split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part == "namespaces" and i in (3, 4):
+            return parts[i + 1]
+    return None
+
+
 def retry_after(header: str | None) -> float | None:
     try:
         return max(0.0, float(header)) if header else None
@@ -175,6 +184,8 @@ class Kube:
         # Called before every write but a Lease's; raises Fenced once this replica may no longer
         # write (its Lease not renewed within the renew deadline). None: no election, no fence.
         self.fence: Callable[[], None] | None = None
+        # Namespaces nothing is ever written in but our own Leases (operatorNamespacesDenied).
+        self.denied: frozenset[str] = frozenset()
         self.user_agent = user_agent_for(identity)
         self.host = cfg.host.rstrip("/")
         self.timeout = timeout
@@ -205,8 +216,12 @@ class Kube:
                 content_type: str = "application/json") -> Json:
         url = self.host + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
-        if self.fence is not None and method != "GET" and "/leases" not in path:
-            self.fence()
+        if method != "GET" and "/leases" not in path:
+            if self.fence is not None:
+                self.fence()
+            if self.denied and _namespace_of(path) in self.denied:
+                raise ApiError(403, "Forbidden", f"appkeeper does not write in namespace {_namespace_of(path)} "
+                                                 "(operatorNamespacesDenied)")
         resp = _send(self.pool, method, method, url, body=data, headers=self._headers(content_type if data else None),
                      timeout=self.timeout, retries=urllib3.Retry(connect=self.connect_retries, read=0, redirect=0))
         payload = _decoded(resp)

@@ -3,6 +3,9 @@ stepping down, and a conflict counted as a failed round."""
 
 from __future__ import annotations
 
+import pytest
+
+from appkeeper.kube import Kube
 from appkeeper.leader import LeaderElector, LeaseConfig
 
 from .conftest import NOW
@@ -145,21 +148,27 @@ def test_a_shard_write_is_fenced_by_its_own_shard() -> None:
     writing_for(None)
 
 
+class Offline:
+    """A kubeconfig whose server is a closed loopback port: a request that is sent fails to connect."""
+    host = "http://127.0.0.1:9"
+    verify_ssl = True
+    ssl_ca_cert = cert_file = key_file = None
+
+    def get_api_key_with_prefix(self, *a: object, **k: object) -> None:
+        return None
+
+
+def offline_kube() -> Kube:
+    return Kube(Offline(), connect_retries=0, timeout=0.5)  # type: ignore[arg-type]
+
+
 def test_every_write_but_a_leases_asks_the_fence() -> None:
     """kube.Kube: the fence is asked before a write is sent, and not for reads or Leases."""
     import pytest
 
-    from appkeeper.kube import ApiError, Fenced, Kube
+    from appkeeper.kube import ApiError, Fenced
 
-    class Config:
-        host = "http://127.0.0.1:9"  # nothing listens: a request that got past the fence fails to connect
-        verify_ssl = True
-        ssl_ca_cert = cert_file = key_file = None
-
-        def get_api_key_with_prefix(self, *a: object, **k: object) -> None:
-            return None
-
-    kube = Kube(Config(), connect_retries=0, timeout=0.5)  # type: ignore[arg-type]
+    kube = offline_kube()
     asked: list[str] = []
 
     def fence() -> None:
@@ -179,3 +188,28 @@ def test_every_write_but_a_leases_asks_the_fence() -> None:
             call()
         assert err.value.status == 0  # not fenced: it went on to the (absent) server
     assert len(asked) == 2
+
+
+def test_nothing_is_written_in_a_denied_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 6: operatorNamespacesDenied, enforced by the operator itself before any write."""
+    import pytest
+
+    from appkeeper.cli import denied_namespaces
+    from appkeeper.kube import ApiError
+
+    kube = offline_kube()
+    kube.denied = frozenset({"kube-system"})
+    with pytest.raises(ApiError) as err:
+        kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "x", "namespace": "kube-system"}})
+    assert (err.value.status, err.value.reason) == (403, "Forbidden")
+    assert "does not write in namespace kube-system" in err.value.message
+    with pytest.raises(ApiError) as err:  # elsewhere it goes on to the (absent) server
+        kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "team"}})
+    assert err.value.status == 0
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    assert denied_namespaces(None) == ["kube-node-lease", "kube-public", "kube-system"]
+    monkeypatch.setenv("POD_NAMESPACE", "appkeeper-system")
+    assert "appkeeper-system" in denied_namespaces(None)
+    assert denied_namespaces([""]) == []
+    assert denied_namespaces(["a", "b"]) == ["a", "b"]
