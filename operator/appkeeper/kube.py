@@ -7,6 +7,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -48,6 +50,22 @@ class Fenced(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(503, "Fenced", message)
+
+
+_sending = threading.local()  # the fence of the write the calling thread is sending, if any
+
+
+def _fence_at_send(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: http.client announces each block of bytes it is about to write to the socket.
+    A write is fenced again there, as late as Python can, so a replica frozen between the first
+    check and the send (SIGSTOP, a stalled VM) sends nothing once it wakes past its deadline."""
+    if event == "http.client.send":
+        fence = getattr(_sending, "fence", None)
+        if fence is not None:
+            fence()
+
+
+sys.addaudithook(_fence_at_send)
 
 
 def _namespace_of(path: str) -> str | None:
@@ -216,14 +234,19 @@ class Kube:
                 content_type: str = "application/json") -> Json:
         url = self.host + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
-        if method != "GET" and "/leases" not in path:
-            if self.fence is not None:
-                self.fence()
-            if self.denied and _namespace_of(path) in self.denied:
-                raise ApiError(403, "Forbidden", f"appkeeper does not write in namespace {_namespace_of(path)} "
-                                                 "(operatorNamespacesDenied)")
-        resp = _send(self.pool, method, method, url, body=data, headers=self._headers(content_type if data else None),
-                     timeout=self.timeout, retries=urllib3.Retry(connect=self.connect_retries, read=0, redirect=0))
+        fence = self.fence if method != "GET" and "/leases" not in path else None
+        if method != "GET" and self.denied and _namespace_of(path) in self.denied and "/leases" not in path:
+            raise ApiError(403, "Forbidden", f"appkeeper does not write in namespace {_namespace_of(path)} "
+                                             "(operatorNamespacesDenied)")
+        if fence is not None:
+            fence()  # before any work; and again as the bytes go out (_fence_at_send)
+        _sending.fence = fence
+        try:
+            resp = _send(self.pool, method, method, url, body=data,
+                         headers=self._headers(content_type if data else None), timeout=self.timeout,
+                         retries=urllib3.Retry(connect=self.connect_retries, read=0, redirect=0))
+        finally:
+            _sending.fence = None
         payload = _decoded(resp)
         if resp.status >= 400:
             raise _error(resp, payload)

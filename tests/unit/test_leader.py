@@ -213,3 +213,43 @@ def test_nothing_is_written_in_a_denied_namespace(monkeypatch: pytest.MonkeyPatc
     assert "appkeeper-system" in denied_namespaces(None)
     assert denied_namespaces([""]) == []
     assert denied_namespaces(["a", "b"]) == ["a", "b"]
+
+
+def test_a_write_is_fenced_again_as_its_bytes_go_out() -> None:
+    """A replica frozen after the first check (SIGSTOP) must send nothing once it wakes past its
+    deadline: the fence is asked again when http.client writes to the socket."""
+    import socket
+    import threading
+
+    from appkeeper.kube import Fenced
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                received.append(chunk)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    kube = offline_kube()
+    kube.host = f"http://127.0.0.1:{server.getsockname()[1]}"
+    calls: list[int] = []
+
+    def fence() -> None:  # valid at the first check, expired by the time the bytes go out
+        calls.append(1)
+        if len(calls) > 1:
+            raise Fenced("expired while frozen")
+
+    kube.fence = fence
+    with pytest.raises(Fenced):
+        kube.delete("v1", "Service", "n", "x")
+    kube.pool.clear()  # closes the connection: the server sees its end
+    thread.join(5)
+    server.close()
+    assert len(calls) == 2
+    assert received == []  # not one byte of the request reached the server
