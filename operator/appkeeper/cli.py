@@ -83,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--deny-namespace", action="append", default=None, metavar="NAMESPACE",
                      help="never serve an App nor write anything here (repeatable; default: "
                           f"{', '.join(DENIED_DEFAULT)} and $POD_NAMESPACE, the operator's own)")
+    run.add_argument("--admission-policy", default=None, metavar="NAME",
+                     help="the ValidatingAdmissionPolicy (and binding) that checks tenants' rights: /readyz, a "
+                          "metric and an Event say when it is missing (the chart sets it)")
     run.add_argument("--workers", type=int, default=16, help="concurrent reconciles (default 16)")
     run.add_argument("--resync-seconds", type=float, default=300.0,
                      help="reconcile every App at least this often (default 300)")
@@ -181,7 +184,9 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
 
     options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,
                                kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
-                               namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace))
+                               namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
+                               admission_policy=args.admission_policy,
+                               own_namespace=args.leader_election_namespace)
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
     try:

@@ -22,6 +22,7 @@ import kopf
 from . import informer, metrics
 from .api import GROUP, PLURAL, VERSION, Json
 from .desired import LABEL_APP
+from .guard import PolicyGuard
 from .health import Health
 from .kinds import WATCHED
 from .kube import ApiError, Kube, connection_fields, load_configuration
@@ -36,6 +37,7 @@ from .workqueue import WorkQueue, retry_delay, spread
 log = logging.getLogger("appkeeper")
 T = TypeVar("T")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
+POLICY_SECONDS = 30.0  # how often the admission policy's presence is checked
 TRIM_SECONDS = 10.0  # how often free heap pages are given back (a few ms of CPU each)
 REPORT_AFTER = 3  # transient failures in a row before the App's status says the API keeps failing
 
@@ -50,6 +52,8 @@ class Options:
     shards: int = 1  # > 1 (with `lease`): the Apps are split into shards, each held through its own Lease
     namespaces: list[str] = field(default_factory=list)  # watched; []: all
     denied: list[str] = field(default_factory=list)  # never served, never written (operatorNamespacesDenied)
+    admission_policy: str | None = None  # its absence is reported (guard.py)
+    own_namespace: str = "default"  # where the operator's Events about itself go
 
 
 @dataclass
@@ -127,6 +131,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                 for i in range(rt.options.workers)]
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
     rt.tasks.append(asyncio.create_task(_trim_memory(), name="trim-memory"))
+    if rt.options.admission_policy:
+        guard = PolicyGuard(kube, rt.options.admission_policy, rt.options.own_namespace)
+        if rt.health is not None:
+            rt.health.problem = lambda: guard.problem
+        rt.tasks.append(asyncio.create_task(_check_policy(guard), name="admission-policy"))
     if rt.health is not None:
         rt.tasks.append(asyncio.create_task(_heartbeat(rt.health), name="heartbeat"))
     loop = asyncio.get_running_loop()
@@ -386,6 +395,14 @@ async def _heartbeat(health: Health, every: float = 1.0) -> None:
     """Tells /healthz the event loop still runs: a loop wedged by a handler fails liveness."""
     while True:
         health.beat()
+        await asyncio.sleep(every)
+
+
+async def _check_policy(guard: PolicyGuard, every: float = POLICY_SECONDS) -> None:
+    """Is the admission policy still in place? At start, then every `every` seconds."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await loop.run_in_executor(None, guard.check)
         await asyncio.sleep(every)
 
 

@@ -26,6 +26,7 @@ class Health:
         self.serving = threading.Event()  # kopf's ready flag for the current run
         self.details: Callable[[], dict[str, Any]] = dict
         self.heartbeat: float | None = None  # monotonic time of the event loop's last beat; None: no loop
+        self.problem: Callable[[], str | None] = lambda: None  # not ready for this reason (guard.py)
         self.clock: Callable[[], float] = time.monotonic
 
     def beat(self) -> None:
@@ -54,7 +55,10 @@ class Health:
         with self._lock:
             if self._waiting is not None:
                 return False, self._waiting
-            return (True, "serving Apps") if self.serving.is_set() else (False, "starting the watches")
+            if not self.serving.is_set():
+                return False, "starting the watches"
+        problem = self.problem()
+        return (False, problem) if problem else (True, "serving Apps")
 
 
 def answer(health: Health, path: str) -> tuple[int, dict[str, Any]]:

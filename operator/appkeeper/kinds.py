@@ -106,6 +106,11 @@ KINDS: tuple[Kind, ...] = (
     Kind("Event", "v1", "events", ("create", "patch", "list")),
     # The namespace's pod-security.kubernetes.io/enforce label picks the default security profile.
     Kind("Namespace", "v1", "namespaces", ("get",), cluster_scoped=True),
+    # The admission policy that checks tenants' rights (guard.py): its absence is reported.
+    Kind("ValidatingAdmissionPolicy", "admissionregistration.k8s.io/v1", "validatingadmissionpolicies", ("get",),
+         cluster_scoped=True),
+    Kind("ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io/v1",
+         "validatingadmissionpolicybindings", ("get",), cluster_scoped=True),
     # Leader election and shards, in the operator's own namespace (list: shard Leases by label;
     # delete: a replica's member Lease when it stops, or a dead one's).
     Kind("Lease", "coordination.k8s.io/v1", "leases", ("get", "list", "create", "update", "delete"),

@@ -24,3 +24,5 @@ LEADER = Gauge("appkeeper_leader", "1 while this process holds the leader Lease 
 SHARDS_HELD = Gauge("appkeeper_shards_held", "Shards whose Lease this process holds (run with --shards)")
 RECONCILES_SETTLED = Counter("appkeeper_reconciles_settled_total",
                              "Reconciles answered at once: the same inputs as the last one that changed nothing")
+ADMISSION_POLICY = Gauge("appkeeper_admission_policy_present",
+                         "1: the admission policy and its binding are in place; 0: one is missing; -1: cannot tell")

@@ -164,3 +164,31 @@ def test_glibc_is_told_to_give_large_blocks_back() -> None:
     from appkeeper.malloc import fix_mmap_threshold
 
     assert fix_mmap_threshold() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_missing_admission_policy_is_said_on_readyz_in_a_metric_and_an_event() -> None:
+    from appkeeper import metrics
+    from appkeeper.guard import PolicyGuard
+
+    from .fakekube import FakeKube
+
+    kube = FakeKube()
+    guard = PolicyGuard(kube, "appkeeper-app-rights", "appkeeper-system")  # type: ignore[arg-type]
+    health = Health()
+    health.running().set()
+    health.problem = lambda: guard.problem
+    assert guard.check().present is False
+    assert metrics.ADMISSION_POLICY._value.get() == 0
+    code, body = answer(health, "/readyz")
+    assert code == 503
+    assert "admission policy missing (ValidatingAdmissionPolicy appkeeper-app-rights" in body["state"]
+    guard.check()  # still missing: one Event, not one per check
+    events = [o for (k, _, _), o in kube.objects.items() if k == "Event"]
+    assert [(e["reason"], e["metadata"]["namespace"]) for e in events] == [("AdmissionPolicyMissing",
+                                                                            "appkeeper-system")]
+    for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+        kube.add({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                  "metadata": {"name": "appkeeper-app-rights"}})
+    assert guard.check().present is True
+    assert metrics.ADMISSION_POLICY._value.get() == 1
+    assert answer(health, "/readyz")[0] == 200

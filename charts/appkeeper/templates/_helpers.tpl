@@ -77,5 +77,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get]
+# Whether the admission policy and its binding are still in place (reported when missing).
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingadmissionpolicies, validatingadmissionpolicybindings]
+  verbs: [get]
 {{- end }}
 {{- end -}}

@@ -1,0 +1,78 @@
+"""Whether the admission policy that keeps tenants from using the operator as a confused deputy is
+in place: its ValidatingAdmissionPolicy and its binding. The operator's own guarantees hold without
+it, but a tenant who may create Apps would then get what the operator may create; a platform team
+must see that at once: /readyz, the metric `appkeeper_admission_policy_present` and a Warning Event."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from . import metrics
+from .api import Json
+from .kube import ApiError, Kube
+
+log = logging.getLogger("appkeeper.guard")
+ADMISSION = "admissionregistration.k8s.io/v1"
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    present: bool | None  # None: could not tell (no right to read it, or no answer)
+    missing: tuple[str, ...] = ()
+    why: str = ""
+
+
+def policy_state(kube: Kube, name: str) -> PolicyState:
+    """Reads the policy `name` and its binding of the same name (the chart names both so)."""
+    missing = []
+    try:
+        for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+            if kube.get(ADMISSION, kind, "", name) is None:
+                missing.append(f"{kind} {name}")
+    except ApiError as e:
+        return PolicyState(None, why=str(e))
+    return PolicyState(not missing, tuple(missing))
+
+
+class PolicyGuard:
+    """Checked at start and at every resync; tells the metric, an Event (once per change) and
+    the readiness endpoint (`problem`)."""
+
+    def __init__(self, kube: Kube, name: str, namespace: str) -> None:
+        self.kube, self.name, self.namespace = kube, name, namespace
+        self.problem: str | None = None
+        self._last: bool | None = None
+
+    def check(self) -> PolicyState:
+        state = policy_state(self.kube, self.name)
+        metrics.ADMISSION_POLICY.set(-1 if state.present is None else int(state.present))
+        if state.present is None:
+            log.info("cannot tell whether admission policy %s is in place: %s", self.name, state.why)
+            return state
+        self.problem = None if state.present else (
+            f"admission policy missing ({', '.join(state.missing)}): Apps are admitted without checking "
+            "their users' rights")
+        if state.present != self._last:
+            self._last = state.present
+            if self.problem is not None:
+                log.error("%s", self.problem)
+                self._event(self.problem)
+        return state
+
+    def _event(self, message: str) -> None:
+        now_stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event: Json = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:12]}", "namespace": self.namespace},
+            "involvedObject": {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicy", "name": self.name},
+            "type": "Warning", "reason": "AdmissionPolicyMissing", "message": message,
+            "source": {"component": "appkeeper"}, "reportingComponent": "appkeeper",
+            "reportingInstance": "appkeeper", "firstTimestamp": now_stamp, "lastTimestamp": now_stamp, "count": 1,
+        }
+        try:
+            self.kube.create_event(event)
+        except ApiError as e:
+            log.warning("could not post the AdmissionPolicyMissing event: %s", e)
