@@ -3,6 +3,7 @@ stopped here), the CRD, the operator as a real process, and a namespace per test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -108,12 +109,37 @@ def cluster() -> Iterator[Cluster]:
     for line in up.stdout.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
         os.environ[key] = value.replace("$PATH", os.environ["PATH"])
+    take_over_from_the_demo()
     try:
         yield Cluster(os.environ["KUBECONFIG"], started_here=running.returncode != 0, local=True)
     finally:
         if running.returncode != 0 and not os.environ.get("APPKEEPER_KEEP_CLUSTER"):
             subprocess.run([sys.executable, str(LOCALCLUSTER), "down"], check=False)
         os.environ.pop("KUBECONFIG", None)
+
+
+DEMO_STATE = Path(os.environ.get("APPKEEPER_CACHE", Path.home() / ".cache" / "appkeeper")) / "demo"
+
+
+def take_over_from_the_demo() -> None:
+    """`make demo` left its operator (a release, or a process) on the local cluster: the suite never
+    runs beside a second operator, so it says so and removes the demo's (`make demo` again brings it
+    back). Its App stays, unserved."""
+    pid_file = DEMO_STATE / "operator.pid"
+    release = kubectl("get", "deployment", "appkeeper", "-n", "appkeeper-system", "-o", "name", check=False)
+    if not pid_file.exists() and release.returncode != 0:
+        return
+    print("\nthe demo's operator runs on this cluster: the e2e suite takes the cluster over, removing "
+          "the demo's release (helm uninstall appkeeper -n appkeeper-system) and its operator process",
+          file=sys.stderr)
+    if pid_file.exists():
+        with contextlib.suppress(ValueError, OSError):
+            os.kill(int(pid_file.read_text().strip()), 15)
+        pid_file.unlink()
+    if release.returncode == 0:
+        subprocess.run(["helm", "uninstall", "appkeeper", "-n", "appkeeper-system", "--wait", "--timeout", "120s"],
+                       check=False, capture_output=True)
+        kubectl("delete", "namespace", "appkeeper-system", "--wait=true", "--timeout=120s", check=False)
 
 
 @pytest.fixture(scope="session")
