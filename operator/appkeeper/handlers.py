@@ -238,6 +238,9 @@ async def _lead(rt: Runtime, elector: LeaderElector) -> None:
     """Acquire, then renew, the Lease; a standby keeps trying. Losing it ends the process: no write
     may happen after another replica could have taken over."""
     loop = asyncio.get_running_loop()
+    # A new process lets one retry period pass first: a standby already running, its caches warm,
+    # takes a Lease just released by a stopped leader before a replacement that is still starting.
+    await asyncio.sleep(elector.cfg.retry)
     while True:
         try:
             ok = await asyncio.wait_for(loop.run_in_executor(None, elector.try_acquire_or_renew),
