@@ -41,16 +41,14 @@ class Reconciler:
     def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
-        self.rollbacks = Rollbacks()
+        self.rollbacks = Rollbacks(self.deps.applied)
         self.profiles = Profiles()
-        # Per App, the inputs of its last reconcile that changed nothing and asked for no come-back:
-        # the same inputs again (a resync, a repeated event) are answered without rebuilding.
-        self.settled: dict[AppKey, tuple[object, ...]] = {}
+        # Per App (memory.py): the inputs of its last reconcile that changed nothing and asked for no
+        # come-back; the same inputs again (a resync, a repeated event) are answered without rebuilding.
+        self.memory = self.deps.applied
 
     def forget(self, key: AppKey) -> None:
-        self.deps.applied.forget(key)
-        self.rollbacks.forget(key)
-        self.settled.pop(key, None)
+        self.memory.forget(key)
         self.deps.recorder.forget(*key)
 
     def reconcile(self, key: AppKey) -> Outcome:
@@ -61,17 +59,17 @@ class Reconciler:
             return Outcome()
         fill_app(self.deps.kube, self.deps.store, key)
         inputs = self._inputs(key)
-        if inputs is not None and self.settled.get(key) == inputs:
+        if inputs is not None and self.memory.settled(key) == inputs:
             metrics.RECONCILES_SETTLED.inc()
             return Outcome()
-        self.settled.pop(key, None)
+        self.memory.settle(key, None)
         started = time.monotonic()
         try:
             outcome = self._reconcile(body)
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         if outcome.requeue_after is None and inputs is not None and self._inputs(key) == inputs:
-            self.settled[key] = inputs  # a fixed point: nothing written, nothing timed
+            self.memory.settle(key, inputs)  # a fixed point: nothing written, nothing timed
         return outcome
 
     def _inputs(self, key: AppKey) -> tuple[object, ...] | None:

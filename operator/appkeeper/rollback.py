@@ -14,27 +14,25 @@ from .api import App, Json
 from .deps import Deps
 from .desired import selector_string
 from .failfast import TEMPLATE_HASH, rollout_failure
+from .memory import Memory
 from .podhealth import workload_pods
 from .status import DEPLOYMENT_REVISION, Observed, deadline_exceeded, workload_revision
 from .store import AppKey, ChildKey
 
 
 class Rollbacks:
-    def __init__(self) -> None:
-        # App -> (generation rolled back, the template it runs instead of the spec's)
-        self.templates: dict[AppKey, tuple[int, Json]] = {}
-
-    def forget(self, key: AppKey) -> None:
-        self.templates.pop(key, None)
+    def __init__(self, memory: Memory) -> None:
+        # Per App (memory.py): (generation rolled back, the template it runs instead of the spec's)
+        self.memory = memory
 
     def template(self, deps: Deps, app: App, children: dict[ChildKey, Json], obs: Observed,
                  now: datetime) -> Json | None:
         """The pod template to run instead of the spec's, while a failed rollout is rolled back."""
         key = (app.namespace, app.name)
-        remembered = self.templates.get(key)
+        remembered = self.memory.rollback(key)
         if remembered and remembered[0] == app.generation:
             return remembered[1]
-        self.templates.pop(key, None)
+        self.memory.roll_back(key, None)
         workload = children.get(("Deployment", app.name))
         if workload is None:
             return None
@@ -75,7 +73,7 @@ class Rollbacks:
         return None if cause is None else (cause, replicaset)
 
     def _keep(self, key: AppKey, app: App, template: Json) -> Json:
-        self.templates[key] = (app.generation, template)
+        self.memory.roll_back(key, (app.generation, template))
         return template
 
 

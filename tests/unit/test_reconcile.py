@@ -637,7 +637,7 @@ def test_the_same_inputs_again_are_answered_without_rebuilding(w: World, monkeyp
     w.put_app(**WEB)
     w.reconcile()
     w.reconcile()  # sees its own writes through the watch: nothing to do, nothing timed
-    assert (NS, "shop") in w.reconciler.settled
+    assert w.reconciler.memory.settled((NS, "shop")) is not None
     built = len(builds)
     for _ in range(3):  # resyncs
         w.reconcile()
@@ -656,7 +656,7 @@ def test_an_app_that_asked_to_come_back_is_never_answered_from_memory(w: World) 
     w.put_app(**dict(WEB, schedules=[{"name": "day", "start": "0 8 * * *", "end": "0 18 * * *", "replicas": 5}]))
     for _ in range(3):
         assert w.reconcile().requeue_after is not None
-    assert (NS, "shop") not in w.reconciler.settled
+    assert w.reconciler.memory.settled((NS, "shop")) is None
 
 
 def test_replica_claims_are_kept_or_tied_to_the_app_per_volume() -> None:
