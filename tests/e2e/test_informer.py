@@ -26,6 +26,9 @@ def configmap(name: str, app: str) -> str:
 def test_an_informer_lists_follows_and_stops(cluster: Cluster, namespace: str) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=configmap("before", "shop"))
     kube, store = Kube(load_configuration(cluster.kubeconfig)), Store()
+    for name in ("shop", "cart"):  # the store keeps only the objects of Apps it holds
+        store.put_app({"kind": "App", "metadata": {"name": name, "namespace": namespace, "uid": name,
+                                                   "resourceVersion": "1"}})
     queued: list[tuple[str, str]] = []
     informer = Informer(kube, store, CONFIGMAP, namespace, queued.append, watch_seconds=30)
     thread = threading.Thread(target=informer.run, daemon=True)
@@ -33,6 +36,7 @@ def test_an_informer_lists_follows_and_stops(cluster: Cluster, namespace: str) -
     try:
         wait_for("the list to bring the ConfigMap made before",
                  lambda: ("ConfigMap", "before") in store.children((namespace, "shop")), timeout=30)
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=configmap("stray", "nobody"))
         kubectl("apply", "-n", namespace, "-f", "-", stdin=configmap("after", "cart"))
         wait_for("the watch to bring the new ConfigMap",
                  lambda: ("ConfigMap", "after") in store.children((namespace, "cart")), timeout=30)
@@ -40,6 +44,8 @@ def test_an_informer_lists_follows_and_stops(cluster: Cluster, namespace: str) -
         wait_for("the watch to take the deleted one away",
                  lambda: ("ConfigMap", "before") not in store.children((namespace, "shop")), timeout=30)
         assert {(namespace, "shop"), (namespace, "cart")} <= set(queued)
+        assert store.children((namespace, "nobody")) == {}  # labelled for no App: not kept, not queued
+        assert (namespace, "nobody") not in queued
     finally:
         informer.stop()
         thread.join(10)
