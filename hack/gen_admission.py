@@ -11,8 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(ROOT / "hack"))
 
 from appkeeper.kinds import CHILDREN  # noqa: E402
+from gen_crd import check  # noqa: E402
 
 OUT = ROOT / "charts" / "appkeeper" / "templates" / "_admitted.tpl"
 
@@ -39,10 +41,7 @@ def render() -> str:
 def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is out of date: run python3 hack/gen_admission.py", file=sys.stderr)
-            return 1
-        return 0
+        return 0 if check(OUT, text, "python3 hack/gen_admission.py") else 1
     OUT.write_text(text)
     return 0
 

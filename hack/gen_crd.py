@@ -186,9 +186,9 @@ def kubectl_openapi() -> dict[str, Any]:
     return dict(json.loads(raw))
 
 
-def check(path: Path, text: str) -> bool:
+def check(path: Path, text: str, fix: str = "python3 hack/gen_crd.py") -> bool:
     if not path.exists() or path.read_text() != text:
-        print(f"{path.relative_to(ROOT)} is out of date: run python3 hack/gen_crd.py", file=sys.stderr)
+        print(f"{path.relative_to(ROOT)} is out of date: run {fix}", file=sys.stderr)
         return False
     return True
 
