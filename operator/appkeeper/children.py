@@ -44,10 +44,10 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
         if seen is not None:
             deps.store.put_child(seen)
     obj = keep_live_claim_templates(obj, seen)
-    action = decide(obj, seen, deps.applied.get(mem_key), Owner(app.name, app.uid), listed)
+    action = decide(obj, seen, deps.memory.get(mem_key), Owner(app.name, app.uid), listed)
     if isinstance(action, Skip):
         if action.remember is not None:
-            deps.applied[mem_key] = action.remember
+            deps.memory[mem_key] = action.remember
         return
     if isinstance(action, Conflict):
         conflict(deps, app, obs, f"{kind} {name} exists and is not owned by this App (owner: {action.owner}); "
@@ -73,7 +73,7 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
     held = deps.store.child(owner, (kind, name)) if owner is not None else None
     # The fields as the store holds them (the same version, mostly): shared, not a second copy.
     fields = compact(owned_fields(result) or {}, owned_fields(held) if held is not None else None, leaf=True)
-    deps.applied[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], fields)
+    deps.memory[mem_key] = Applied(obj["metadata"]["annotations"][ANN_HASH], fields)
     record(deps, app, kind, name, action, outcome)
 
 
@@ -157,5 +157,5 @@ def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[Chil
         except ApiError as e:
             if e.status != 409:  # 409: a precondition on a newer incarnation; the watch will tell
                 raise TransientError(str(e)) from e
-        deps.applied.pop(((app.namespace, app.name), (kind, name)), None)
+        deps.memory.pop(((app.namespace, app.name), (kind, name)), None)
         deps.recorder.post(app.ref, "Normal", "Deleted", f"deleted {kind} {name}: the spec no longer asks for it")

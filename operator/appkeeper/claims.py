@@ -65,7 +65,7 @@ def release_claim(deps: Deps, app: App, claim: Json) -> None:
             raise TransientError(str(e)) from e
     # Unlabelled, it leaves our label-filtered watch without a DELETED event.
     deps.store.drop_child(claim)
-    deps.applied.pop(((app.namespace, app.name), ("PersistentVolumeClaim", name)), None)
+    deps.memory.pop(((app.namespace, app.name), ("PersistentVolumeClaim", name)), None)
     deps.recorder.post(app.ref, "Normal", "Retained", f"kept PersistentVolumeClaim {name} (retain: true)")
 
 
@@ -106,12 +106,13 @@ def replica_claim_conflict(deps: Deps, app: App, desired: Json, seen: Json | Non
         raise TransientError(str(e)) from e
     for claim in sorted(listed, key=lambda c: str(c["metadata"]["name"])):
         name = claim["metadata"]["name"]
-        if replica_claim_volume(app, name) is None or int(name.rsplit("-", 1)[1]) >= want or may_mount(app, claim):
+        ordinal = name.rsplit("-", 1)[1]
+        if replica_claim_volume(app, name) is None or int(ordinal) >= want or may_mount(app, claim):
             continue
         holder = (claim["metadata"].get("labels") or {}).get(LABEL_APP)
         whose = f"App {holder}" if holder else "no App"
         return (f"PersistentVolumeClaim {name} exists and is not this App's ({whose}); "
-                f"pod {app.name}-{name.rsplit('-', 1)[1]} would mount it")
+                f"pod {app.name}-{ordinal} would mount it")
     return None
 
 

@@ -20,4 +20,4 @@ class Deps:
     kube: Kube
     store: Store
     recorder: Recorder
-    applied: Memory = field(default_factory=Memory)  # per App: applied fields, settled inputs, a rollback
+    memory: Memory = field(default_factory=Memory)  # per App: applied fields, settled inputs, a rollback

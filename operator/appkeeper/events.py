@@ -103,13 +103,20 @@ class Recorder:
 
     @staticmethod
     def _event(obj: Json, name: str, type_: str, reason: str, message: str, now: datetime) -> Json:
-        return {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": name, "namespace": obj["namespace"]},
-            "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": obj["name"],
-                               "namespace": obj["namespace"], "uid": obj.get("uid", "")},
-            "type": type_, "reason": reason, "message": message,
-            "source": {"component": "appkeeper"}, "reportingComponent": "appkeeper",
-            "reportingInstance": "appkeeper", "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now),
-            "count": 1,
-        }
+        involved = {"apiVersion": API_VERSION, "kind": KIND, "name": obj["name"], "namespace": obj["namespace"],
+                    "uid": obj.get("uid", "")}
+        return event_body(obj["namespace"], name, involved, type_, reason, message, now)
+
+
+def event_body(namespace: str, name: str, involved: Json, type_: str, reason: str, message: str,
+               now: datetime) -> Json:
+    """A new core/v1 Event by appkeeper about `involved`, counted once."""
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace},
+        "involvedObject": involved,
+        "type": type_, "reason": reason, "message": message,
+        "source": {"component": "appkeeper"}, "reportingComponent": "appkeeper",
+        "reportingInstance": "appkeeper", "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now),
+        "count": 1,
+    }

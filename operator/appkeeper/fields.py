@@ -94,7 +94,7 @@ def covers(observed: Any, desired: Any, quantity: bool = False) -> bool:
     an empty list or map)."""
     if isinstance(desired, dict):
         return isinstance(observed, dict) and all(
-            covers(observed[k], v, quantity or k in QUANTITIES) if k in observed else _zero(v)
+            covers(observed[k], v, quantity or k in QUANTITIES) if k in observed else not v  # omitted: zero
             for k, v in desired.items())
     if isinstance(desired, list):
         return isinstance(observed, list) and len(observed) == len(desired) \
@@ -105,10 +105,6 @@ def covers(observed: Any, desired: Any, quantity: bool = False) -> bool:
         value = quantity_value(str(desired))
         return value is not None and value == quantity_value(str(observed))
     return False
-
-
-def _zero(value: Any) -> bool:
-    return not value  # false, 0, "", None, [], {}
 
 
 def uncovered_lists(observed: Any, desired: Any, prefix: str = "") -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import metrics
-from .api import Json
+from .events import event_body
 from .kube import ApiError, Kube
 
 log = logging.getLogger("appkeeper.guard")
@@ -63,15 +63,9 @@ class PolicyGuard:
         return state
 
     def _event(self, message: str) -> None:
-        now_stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event: Json = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:12]}", "namespace": self.namespace},
-            "involvedObject": {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicy", "name": self.name},
-            "type": "Warning", "reason": "AdmissionPolicyMissing", "message": message,
-            "source": {"component": "appkeeper"}, "reportingComponent": "appkeeper",
-            "reportingInstance": "appkeeper", "firstTimestamp": now_stamp, "lastTimestamp": now_stamp, "count": 1,
-        }
+        involved = {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicy", "name": self.name}
+        event = event_body(self.namespace, f"{self.name}.{uuid.uuid4().hex[:12]}", involved, "Warning",
+                           "AdmissionPolicyMissing", message, datetime.now(UTC))
         try:
             self.kube.create_event(event)
         except ApiError as e:

@@ -41,11 +41,9 @@ class Reconciler:
     def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
-        self.rollbacks = Rollbacks(self.deps.applied)
+        self.memory = self.deps.memory  # per App (memory.py), shared with children.py and the rollbacks
+        self.rollbacks = Rollbacks(self.memory)
         self.profiles = Profiles()
-        # Per App (memory.py): the inputs of its last reconcile that changed nothing and asked for no
-        # come-back; the same inputs again (a resync, a repeated event) are answered without rebuilding.
-        self.memory = self.deps.applied
 
     def forget(self, key: AppKey) -> None:
         self.memory.forget(key)

@@ -61,4 +61,4 @@ def prune_snapshots(deps: Deps, app: App, observed: dict[ChildKey, Json], config
             if e.status not in (404, 409):
                 raise TransientError(str(e)) from e
         metrics.SNAPSHOTS_PRUNED.inc()
-        deps.applied.pop(((app.namespace, app.name), ("ConfigMap", name)), None)
+        deps.memory.pop(((app.namespace, app.name), ("ConfigMap", name)), None)

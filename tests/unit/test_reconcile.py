@@ -752,7 +752,7 @@ def test_forget_is_safe_while_other_reconciles_record_their_writes() -> None:
         n = 0
         while not stop.is_set():
             n += 1
-            w.reconciler.deps.applied[((NS, f"app-{i}-{n % 500}"), ("Service", str(n)))] = Applied("h", {})
+            w.reconciler.deps.memory[((NS, f"app-{i}-{n % 500}"), ("Service", str(n)))] = Applied("h", {})
 
     threads = [threading.Thread(target=record, args=(i,)) for i in range(4)]
     for t in threads:
