@@ -31,7 +31,7 @@ from .malloc import trim
 from .reconcile import Reconciler, TransientError
 from .shards import Shards
 from .store import AppKey, Store, app_key
-from .verify import api_answers, fill, list_apps, verify
+from .verify import api_answers, fill, verify
 from .workqueue import WorkQueue, retry_delay, spread
 
 log = logging.getLogger("appkeeper")
@@ -161,9 +161,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kube.denied = frozenset(rt.options.denied)
         accepts, denied = rt.store.accepts, kube.denied
         rt.store.accepts = lambda key: key[0] not in denied and accepts(key)
-    # The Apps first: the store keeps only the objects of Apps it holds (and, sharded, accepts).
+    # The Apps first (verify with no kinds lists only them): the store keeps only the objects of Apps
+    # it holds (and, sharded, accepts).
     try:
-        await loop.run_in_executor(None, list_apps, kube, rt.store, rt.options.namespaces)
+        await loop.run_in_executor(None, partial(verify, kube, rt.store, rt.options.namespaces or [""], kinds=()))
     except ApiError as e:  # safe, only dearer: each App's objects are listed when it appears
         log.warning("could not list the Apps before their objects: %s", e)
     rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)

@@ -314,9 +314,9 @@ class Store:
         if owner is None:
             return None
         with self._lock:
-            names = self._orphans.get(owner)
-            if names is not None and (str(obj.get("kind")), obj["metadata"]["name"]) in names:
-                names.discard((str(obj.get("kind")), obj["metadata"]["name"]))
+            names, name = self._orphans.get(owner), (str(obj.get("kind")), obj["metadata"]["name"])
+            if names is not None and name in names:
+                names.discard(name)
                 self._orphan_count -= 1
                 if not names:
                     del self._orphans[owner]

@@ -82,10 +82,3 @@ def fill_app(kube: Kube, store: Store, key: AppKey) -> None:
         store.refill(key, kinds)
         raise
 
-
-def list_apps(kube: Kube, store: Store, namespaces: list[str]) -> None:
-    """Before the children's watches start: the Apps, so that their objects are kept when listed
-    (the store keeps only the objects of Apps it holds). Raises ApiError."""
-    app = BY_KIND["App"]
-    for namespace in namespaces or [""]:
-        store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App", app.api_version))
