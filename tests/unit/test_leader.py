@@ -253,3 +253,17 @@ def test_a_write_is_fenced_again_as_its_bytes_go_out() -> None:
     server.close()
     assert len(calls) == 2
     assert received == []  # not one byte of the request reached the server
+
+
+def test_a_child_named_like_leases_is_fenced_all_the_same() -> None:
+    """The Lease exemption is by API group, not by a substring of the path."""
+    from appkeeper.kube import Fenced
+
+    kube = offline_kube()
+
+    def fence() -> None:
+        raise Fenced("not ours")
+
+    kube.fence = fence
+    with pytest.raises(Fenced):
+        kube.delete("apps/v1", "Deployment", "team", "leases-web")
