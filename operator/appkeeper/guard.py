@@ -45,12 +45,15 @@ class PolicyGuard:
         self.kube, self.name, self.namespace = kube, name, namespace
         self.problem: str | None = None
         self._last: bool | None = None
+        self._told = False  # said once that it cannot tell
 
     def check(self) -> PolicyState:
         state = policy_state(self.kube, self.name)
         metrics.ADMISSION_POLICY.set(-1 if state.present is None else int(state.present))
         if state.present is None:
-            log.info("cannot tell whether admission policy %s is in place: %s", self.name, state.why)
+            if self._last is not None or not self._told:  # once, not every 30 s (no right to read it)
+                log.info("cannot tell whether admission policy %s is in place: %s", self.name, state.why)
+            self._last, self._told = None, True
             return state
         self.problem = None if state.present else (
             f"admission policy missing ({', '.join(state.missing)}): Apps are admitted without checking "
