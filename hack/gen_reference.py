@@ -69,6 +69,18 @@ def children_table() -> list[str]:
     return [*lines, ""]
 
 
+def reasons_table() -> list[str]:
+    """Every reason in a condition or an Event: from operator/appkeeper/reasons.py."""
+    sys.path.insert(0, str(ROOT / "operator"))
+    from appkeeper.reasons import REASONS
+
+    lines = ["## Reasons", "",
+             "Every reason appkeeper writes in a condition of an App's status or an Event about it (from "
+             "`operator/appkeeper/reasons.py`).", "", "| reason | in | meaning |", "|---|---|---|"]
+    lines += [f"| `{r.name}` | {r.where} | {r.meaning} |" for r in REASONS.values()]
+    return [*lines, ""]
+
+
 def render() -> str:
     crd = yaml.safe_load(CRD.read_text())
     version = crd["spec"]["versions"][0]
@@ -89,6 +101,7 @@ def render() -> str:
         lines += [f"| `{p}` | {t} | {d} | {m} |" for p, t, d, m in rows(sub, top)]
         lines.append("")
     lines += children_table()
+    lines += reasons_table()
     cols = ", ".join(c["name"] for c in version["additionalPrinterColumns"])
     lines += ["## kubectl get apps", "", f"Columns: {cols} (`-o wide` adds the priority-1 ones).", ""]
     return "\n".join(lines)

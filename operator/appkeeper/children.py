@@ -4,34 +4,24 @@ longer asks for. Every write is a server-side apply with field manager `appkeepe
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-from . import metrics
+from . import metrics, reasons
 from .api import App, Json
 from .claims import release_claim, replica_claim_conflict, retained
 from .config import LABEL_SNAPSHOT_OF
-from .deps import Deps, TransientError
+from .deps import Deps
 from .desired import ANN_HASH, child_key, keep_live_claim_templates, replica_claim_volume
 from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, owned_by
+from .errors import Retry
 from .fields import created_not_applied, owned_fields, restore_lists, uncovered_lists
 from .kinds import CHILD_KINDS
 from .kube import ApiError
+from .outcome import Outcome
 from .status import Observed, Problem
 from .store import ChildKey, compact
 
 log = logging.getLogger("appkeeper.reconcile")
-
-
-@dataclass
-class Outcome:
-    requeue_after: float | None = None
-    repairs: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)  # "Deployment shop": one Event says them all
-
-    def within(self, seconds: float | None) -> None:
-        """Come back at the latest in `seconds` (None: no reason to)."""
-        if seconds is not None:
-            self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+REJECTED_RETRY = 30.0  # seconds until a child the API server refused is tried again
 
 
 def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, outcome: Outcome) -> None:
@@ -63,7 +53,7 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
         # Someone else's object (or ours, not yet seen by the watch) has the name: judge it.
         found = deps.kube.get(obj["apiVersion"], kind, app.namespace, name)
         if found is None:
-            raise TransientError(f"{kind} {name} existed a moment ago and is gone; trying again") from None
+            raise Retry(f"{kind} {name} existed a moment ago and is gone; trying again") from None
         deps.store.put_child(found)
         converge(deps, app, obj, found, obs, outcome)
         return
@@ -78,8 +68,8 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
 
 
 def conflict(deps: Deps, app: App, obs: Observed, message: str) -> None:
-    obs.problems.append(Problem("ChildConflict", message))
-    deps.recorder.post(app.ref, "Warning", "ChildConflict", message)
+    obs.problems.append(Problem(reasons.CHILD_CONFLICT, message))
+    deps.recorder.post(app.ref, "Warning", reasons.CHILD_CONFLICT, message)
 
 
 class NameTaken(Exception):
@@ -109,9 +99,10 @@ def write(deps: Deps, obj: Json, seen: Json | None, action: Action, obs: Observe
             return deps.kube.apply(obj)
     except ApiError as e:
         metrics.APPLY_ERRORS.labels(kind).inc()
-        if not e.permanent:
-            raise TransientError(str(e)) from e
-        obs.problems.append(Problem(f"{kind}Rejected", f"the API server rejected {kind} {name}: {e.message}"))
+        if not e.terminal:
+            raise
+        obs.problems.append(Problem(reasons.rejected(kind), f"the API server rejected {kind} {name}: {e.message}",
+                                    retry_in=REJECTED_RETRY))
         return None
 
 
@@ -121,13 +112,13 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
     if isinstance(action, Repair):
         outcome.repairs.append(action.reason)
         metrics.REPAIRS.labels(action.reason).inc()
-        deps.recorder.post(app.ref, "Warning", "Repaired", action.detail)
+        deps.recorder.post(app.ref, "Warning", reasons.REPAIRED, action.detail)
         log.info("repaired %s: %s", where, action.detail)
     elif isinstance(action, Create):
         outcome.created.append(f"{kind} {name}")
         log.info("reconciled %s: created %s %s", where, kind, name)
     elif isinstance(action, Apply) and action.reason == "Adopted":
-        deps.recorder.post(app.ref, "Normal", "Adopted", f"adopted {kind} {name} (it asked to be)")
+        deps.recorder.post(app.ref, "Normal", reasons.ADOPTED, f"adopted {kind} {name} (it asked to be)")
         log.info("reconciled %s: adopted %s %s", where, kind, name)
     else:
         log.info("reconciled %s: applied %s %s", where, kind, name)
@@ -136,7 +127,7 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
 def announce_created(deps: Deps, app: App, outcome: Outcome) -> None:
     """One Created Event per reconcile, naming every child it created (not one per child)."""
     if outcome.created:
-        deps.recorder.post(app.ref, "Normal", "Created", "created " + ", ".join(outcome.created))
+        deps.recorder.post(app.ref, "Normal", reasons.CREATED, "created " + ", ".join(outcome.created))
         outcome.created.clear()
 
 
@@ -156,6 +147,6 @@ def prune(deps: Deps, app: App, observed: dict[ChildKey, Json], wanted: set[Chil
             deps.kube.delete(CHILD_KINDS[kind], kind, app.namespace, name, uid=obj["metadata"].get("uid"))
         except ApiError as e:
             if e.status != 409:  # 409: a precondition on a newer incarnation; the watch will tell
-                raise TransientError(str(e)) from e
+                raise
         deps.memory.pop(((app.namespace, app.name), (kind, name)), None)
-        deps.recorder.post(app.ref, "Normal", "Deleted", f"deleted {kind} {name}: the spec no longer asks for it")
+        deps.recorder.post(app.ref, "Normal", reasons.DELETED, f"deleted {kind} {name}: the spec no longer asks for it")

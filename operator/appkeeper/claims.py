@@ -11,10 +11,11 @@ finalizer; an App deleted meanwhile has its claims released before the finalizer
 from __future__ import annotations
 
 from .api import API_VERSION, KIND, App, Json
-from .deps import Deps, TransientError
+from .deps import Deps
 from .desired import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, replica_claim_volume
 from .drift import ANN_ADOPT, owned_by
 from .kube import ApiError
+from .reasons import RETAINED
 
 FINALIZER = "appkeeper.dev/retain-volumes"
 
@@ -42,7 +43,7 @@ def drop_old_finalizer(deps: Deps, app: App, body: Json) -> None:
         if e.status == 404:
             return
         # 409: the App changed meanwhile; its new version is on its way through the watch.
-        raise TransientError(str(e)) from e
+        raise
 
 
 def release_claim(deps: Deps, app: App, claim: Json) -> None:
@@ -62,11 +63,11 @@ def release_claim(deps: Deps, app: App, claim: Json) -> None:
         deps.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, {"metadata": patch})
     except ApiError as e:
         if e.status != 404:
-            raise TransientError(str(e)) from e
+            raise
     # Unlabelled, it leaves our label-filtered watch without a DELETED event.
     deps.store.drop_child(claim)
     deps.memory.pop(((app.namespace, app.name), ("PersistentVolumeClaim", name)), None)
-    deps.recorder.post(app.ref, "Normal", "Retained", f"kept PersistentVolumeClaim {name} (retain: true)")
+    deps.recorder.post(app.ref, "Normal", RETAINED, f"kept PersistentVolumeClaim {name} (retain: true)")
 
 
 def tie_replica_claims(deps: Deps, app: App) -> None:
@@ -87,7 +88,7 @@ def tie_replica_claims(deps: Deps, app: App) -> None:
             result = deps.kube.merge_patch("v1", "PersistentVolumeClaim", app.namespace, name, patch)
         except ApiError as e:
             if e.status != 404:  # 409: it changed meanwhile; the watch brings the new version
-                raise TransientError(str(e)) from e
+                raise
             continue
         deps.store.put_child(result)
 
@@ -102,8 +103,8 @@ def replica_claim_conflict(deps: Deps, app: App, desired: Json, seen: Json | Non
         return None
     try:
         listed = deps.kube.list("v1", "PersistentVolumeClaim", app.namespace, "")
-    except ApiError as e:
-        raise TransientError(str(e)) from e
+    except ApiError:
+        raise
     for claim in sorted(listed, key=lambda c: str(c["metadata"]["name"])):
         name = claim["metadata"]["name"]
         ordinal = name.rsplit("-", 1)[1]

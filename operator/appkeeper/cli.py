@@ -21,6 +21,7 @@ from .health import Health, serve
 from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
 from .malloc import fix_mmap_threshold
+from .options import Options
 
 log = logging.getLogger("appkeeper")
 DENIED_DEFAULT = ("kube-system", "kube-public", "kube-node-lease")
@@ -86,9 +87,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--admission-policy", default=None, metavar="NAME",
                      help="the ValidatingAdmissionPolicy (and binding) that checks tenants' rights: /readyz, a "
                           "metric and an Event say when it is missing (the chart sets it)")
-    run.add_argument("--workers", type=int, default=16, help="concurrent reconciles (default 16)")
-    run.add_argument("--resync-seconds", type=float, default=300.0,
-                     help="reconcile every App at least this often (default 300)")
+    run.add_argument("--workers", type=int, default=Options.workers,
+                     help=f"concurrent reconciles (default {Options.workers})")
+    run.add_argument("--resync-seconds", type=float, default=Options.resync_seconds,
+                     help=f"reconcile every App at least this often (default {Options.resync_seconds:.0f})")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")
     run.add_argument("--health-port", type=int, default=8081, help="/healthz (alive) and /readyz (serving) port")
     run.add_argument("--bind-address", default="0.0.0.0",
@@ -182,7 +184,7 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
 
     from . import handlers  # registers the kopf handlers
 
-    options = handlers.Options(workers=args.workers, resync_seconds=args.resync_seconds,
+    options = Options(workers=args.workers, resync_seconds=args.resync_seconds,
                                kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
                                namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
                                admission_policy=args.admission_policy,

@@ -11,10 +11,6 @@ from .memory import Memory
 from .store import Store
 
 
-class TransientError(Exception):
-    """Worth retrying with backoff (API unavailable, conflict, throttled)."""
-
-
 @dataclass
 class Deps:
     kube: Kube

@@ -21,9 +21,10 @@ import yaml
 
 from .api import API_VERSION, KIND, App, Json, SpecError, parse_app
 from .config import LABEL_SNAPSHOT_OF
-from .deps import Deps, TransientError
+from .deps import Deps
 from .desired import child_key, selector_string
 from .drift import Owner, owned_by, ownership
+from .errors import OperatorError
 from .events import Recorder
 from .kinds import CHILD_KINDS, build_children
 from .kube import ApiError, Kube
@@ -119,7 +120,7 @@ def run(kube: Kube, path: str, namespace: str | None, out: TextIO = sys.stdout) 
     except ApiError as e:
         print(f"error: the API server said {e.status} {e.reason}: {e.message}", file=sys.stderr)
         return 2
-    except TransientError as e:
+    except OperatorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1 if changed else 0

@@ -9,10 +9,10 @@ from datetime import datetime
 
 from .api import FailureThreshold, Json
 from .podhealth import container_problem, first_line, termination
+from .reasons import PULL_FAILURES, UNSCHEDULABLE
 
 STABLE_SECONDS = 10.0  # how long a revision's containers must keep running before it counts as healthy
-PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
-TIMED_FAILURES = (*PULL_FAILURES, "Unschedulable")  # crossed by time passing, not by an event
+TIMED_FAILURES = (*PULL_FAILURES, UNSCHEDULABLE)  # crossed by time passing, not by an event
 TEMPLATE_HASH = "pod-template-hash"
 
 
@@ -52,7 +52,7 @@ def pod_failure(pod: Json, threshold: FailureThreshold, now: datetime) -> str | 
     status = pod.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                and cond.get("reason") == "Unschedulable":
+                and cond.get("reason") == UNSCHEDULABLE:
             stuck = seconds_since(cond.get("lastTransitionTime"), now)
             if stuck >= threshold.unschedulable_seconds:
                 return (f"pod {pod['metadata'].get('name')} unschedulable for {stuck:.0f}s "

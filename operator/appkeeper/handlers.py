@@ -1,6 +1,6 @@
 """Thin kopf wiring: watch the Apps (kopf) and their children and pods (informer.py), keep what the
-watches say in the Store, and queue the owning App for reconcile. All decisions live in
-reconcile.py; all HTTP in kube.py.
+watches say in the Store, and queue the owning App for reconcile. The work loop is
+controller.py; all decisions live in reconcile.py; all HTTP in kube.py.
 kopf stores nothing on the objects here (no finalizers, no progress annotations): the only
 writes are the ones reconcile makes."""
 
@@ -9,51 +9,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 
 from . import informer, metrics
 from .api import GROUP, PLURAL, VERSION, Json
+from .controller import Controller
 from .desired import LABEL_APP
 from .guard import PolicyGuard
 from .health import Health
 from .kinds import WATCHED
 from .kube import ApiError, Kube, connection_fields, load_configuration
-from .leader import LeaderElector, LeaseConfig, ShardElector, writing_for
+from .leader import LeaderElector, LeaseConfig, ShardElector
 from .malloc import trim
-from .reconcile import Reconciler, TransientError
+from .options import Options
+from .reconcile import Reconciler
 from .shards import Shards
 from .store import AppKey, Store, app_key
 from .verify import api_answers, fill, verify
-from .workqueue import WorkQueue, retry_delay, spread
+from .workqueue import WorkQueue, spread
 
 log = logging.getLogger("appkeeper")
-T = TypeVar("T")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
 POLICY_SECONDS = 30.0  # how often the admission policy's presence is checked
 TRIM_SECONDS = 10.0  # how often free heap pages are given back (a few ms of CPU each)
-REPORT_AFTER = 3  # transient failures in a row before the App's status says the API keeps failing
-
-
-@dataclass
-class Options:
-    workers: int = 16
-    resync_seconds: float = 300.0
-    max_backoff_seconds: float = 300.0
-    kubeconfig: str | None = None
-    lease: LeaseConfig | None = None  # set: only the Lease holder reconciles
-    shards: int = 1  # > 1 (with `lease`): the Apps are split into shards, each held through its own Lease
-    namespaces: list[str] = field(default_factory=list)  # watched; []: all
-    denied: list[str] = field(default_factory=list)  # never served, never written (operatorNamespacesDenied)
-    admission_policy: str | None = None  # its absence is reported (guard.py)
-    own_namespace: str = "default"  # where the operator's Events about itself go
 
 
 @dataclass
@@ -62,11 +46,9 @@ class Runtime:
     store: Store = field(default_factory=Store)
     queue: WorkQueue[AppKey] = field(default_factory=WorkQueue)
     reconciler: Reconciler | None = None
-    failures: dict[AppKey, int] = field(default_factory=dict)
+    controller: Controller | None = None  # the work loop (controller.py): its gates, its failures
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     pool: ThreadPoolExecutor | None = None
-    leading: asyncio.Event = field(default_factory=asyncio.Event)
-    api_up: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while the API server is away
     elector: LeaderElector | None = None
     shards: Shards | None = None  # sharding: the shards this process owns
     shard_elector: ShardElector | None = None
@@ -126,9 +108,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                 identity=lease.identity if lease else None)
     rt.reconciler = Reconciler(kube, rt.store)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
-    rt.api_up.set()  # kopf has just listed through it
-    rt.tasks = [asyncio.create_task(_worker(rt), name=f"reconcile-worker-{i}")
-                for i in range(rt.options.workers)]
+    if lease is not None and rt.options.shards > 1:
+        rt.shards = Shards(rt.options.shards)
+    rt.controller = control = Controller(rt.reconciler, rt.queue, rt.pool, shards=rt.shards,
+                                         max_backoff=rt.options.max_backoff_seconds)
+    control.api_up.set()  # kopf has just listed through it
+    rt.tasks = control.start(rt.options.workers)
     rt.tasks.append(asyncio.create_task(_resync(rt), name="resync"))
     rt.tasks.append(asyncio.create_task(_trim_memory(), name="trim-memory"))
     if rt.options.admission_policy:
@@ -144,12 +129,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         loop.call_soon_threadsafe(rt.queue.add, key)
 
     if lease is None:
-        rt.leading.set()
+        control.leading.set()
         metrics.LEADER.set(1)
-    elif rt.options.shards > 1:
-        rt.shards = Shards(rt.options.shards)
+    elif rt.shards is not None:
         rt.store.accepts = rt.shards.accepts  # before the watches start: nothing is kept until a shard is held
-        rt.leading.set()  # each key is checked against the shards held
+        control.leading.set()  # each key is checked against the shards held
         rt.shard_elector = ShardElector(lease_client(rt.options, lease), lease, rt.options.shards)
         kube.fence = rt.shard_elector.fence  # every write: its App's shard provably still ours
         rt.election = asyncio.create_task(_lead_shards(rt, rt.shard_elector), name="shard-election")
@@ -168,6 +152,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except ApiError as e:  # safe, only dearer: each App's objects are listed when it appears
         log.warning("could not list the Apps before their objects: %s", e)
     rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)
+
+
+def _control(rt: Runtime) -> Controller:
+    assert rt.controller is not None
+    return rt.controller
 
 
 def lease_client(options: Options, lease: LeaseConfig) -> Kube:
@@ -252,10 +241,11 @@ async def _lead(rt: Runtime, elector: LeaderElector) -> None:
         except Exception:  # the election must never end quietly while reconciles go on
             log.exception("leader election failed: exiting")
             os._exit(1)
-        if ok and not rt.leading.is_set():
-            rt.leading.set()
+        leading = _control(rt).leading
+        if ok and not leading.is_set():
+            leading.set()
             metrics.LEADER.set(1)
-        elif not ok and rt.leading.is_set() and elector.lost():
+        elif not ok and leading.is_set() and elector.lost():
             log.error("lost the lease %s/%s (not renewed within %.0fs): exiting so a new process can stand by",
                       elector.cfg.namespace, elector.cfg.name, elector.cfg.renew_deadline)
             os._exit(1)
@@ -335,66 +325,6 @@ def _shard_log(what: str, shards: list[int], elector: ShardElector) -> None:
              extra={"shards": shards, "shard_event": what, "at": time.time(), "identity": elector.cfg.identity})
 
 
-async def _worker(rt: Runtime) -> None:
-    loop = asyncio.get_running_loop()
-    assert rt.reconciler is not None
-    while True:
-        await rt.leading.wait()  # a standby reconciles nothing
-        await rt.api_up.wait()  # nor does anyone while the API server is out of reach (_resync probes)
-        key = await rt.queue.get()
-        metrics.QUEUE_DEPTH.set(len(rt.queue))
-        shard = None
-        if rt.shards is not None:
-            if not rt.shards.accepts(key):  # its shard was handed over while it waited
-                rt.queue.done(key)
-                continue
-            shard = rt.shards.of(key)
-            rt.shards.running[shard] += 1  # checked and counted with no await between: a hand-over waits for it
-        try:
-            outcome = await loop.run_in_executor(rt.pool, _for_shard, shard, rt.reconciler.reconcile, key)
-        except (TransientError, ApiError) as e:
-            cause = e.__cause__ if isinstance(e, TransientError) else e
-            if getattr(cause, "status", None) == 0:
-                rt.api_up.clear()  # no answer at all: hold every worker until the probe hears one
-            if _retry(rt, key, f"API: {e}", getattr(cause, "retry_after", None)) == REPORT_AFTER:
-                await loop.run_in_executor(rt.pool, _for_shard, shard, rt.reconciler.report_failure, key, "APIError",
-                                           f"the API server keeps failing this App's requests: {e}")
-        except Exception as e:  # one bad object must never stop the others
-            log.exception("reconcile of %s/%s failed", *key)
-            _retry(rt, key, f"{type(e).__name__}: {e}")
-            await loop.run_in_executor(rt.pool, _for_shard, shard, rt.reconciler.report_failure, key, "InternalError",
-                                       f"the operator failed reconciling this App ({type(e).__name__}: {e}); "
-                                       "it retries with backoff")
-        else:
-            metrics.RECONCILES.labels("ok").inc()
-            rt.failures.pop(key, None)
-            if outcome.requeue_after is not None:
-                rt.queue.add_after(key, outcome.requeue_after)
-        finally:
-            rt.queue.done(key)
-            if shard is not None and rt.shards is not None:
-                rt.shards.running[shard] -= 1
-
-
-def _for_shard(shard: int | None, fn: Callable[..., T], *args: Any) -> T:
-    """Runs `fn` in a pool thread whose writes the shard fence judges against `shard`'s Lease."""
-    writing_for(shard)
-    try:
-        return fn(*args)
-    finally:
-        writing_for(None)
-
-
-def _retry(rt: Runtime, key: AppKey, why: str, retry_after: float | None = None) -> int:
-    """Schedules the retry; returns the attempt number."""
-    metrics.RECONCILES.labels("error").inc()
-    n = rt.failures[key] = rt.failures.get(key, 0) + 1
-    delay = retry_delay(n, retry_after, rt.options.max_backoff_seconds, random.uniform(-0.2, 0.2))
-    log.warning("reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, delay, n, why)
-    rt.queue.add_after(key, delay)
-    return n
-
-
 async def _heartbeat(health: Health, every: float = 1.0) -> None:
     """Tells /healthz the event loop still runs: a loop wedged by a handler fails liveness."""
     while True:
@@ -424,26 +354,26 @@ async def _resync(rt: Runtime) -> None:
     watches for the API server coming back after an outage, and then the check runs at once."""
     loop = asyncio.get_running_loop()
     assert rt.reconciler is not None
+    control = _control(rt)
     kube, last = rt.reconciler.deps.kube, loop.time()
     while True:
         await asyncio.sleep(min(PROBE_SECONDS, rt.options.resync_seconds))
         due = loop.time() - last >= rt.options.resync_seconds
-        if not due and rt.api_up.is_set():
+        if not due and control.api_up.is_set():
             if await loop.run_in_executor(None, api_answers, kube):
                 continue
-            rt.api_up.clear()  # the workers wait: retrying every App against a dead server is a hot loop
+            control.api_up.clear()  # the workers wait: retrying every App against a dead server is a hot loop
         try:  # the informers keep the children; after an outage, check them at once all the same
-            kinds = WATCHED if not rt.api_up.is_set() else ()
+            kinds = WATCHED if not control.api_up.is_set() else ()
             stale = await loop.run_in_executor(None, partial(verify, kube, rt.store, kinds=kinds))
         except ApiError as e:
-            log.warning("could not check the store against the API: %s", e)
-            rt.api_up.clear()
+            control.repeats.log(log, logging.WARNING, "verify", "could not check the store against the API: %s", e)
+            control.api_up.clear()
             continue
-        if not rt.api_up.is_set():  # back after an outage: what waits out a backoff from it is retried now
-            log.info("the API server answers again: %d Apps to reconcile", len(stale | set(rt.failures)))
-            stale |= set(rt.failures)
-            rt.failures.clear()
-            rt.api_up.set()
+        if not control.api_up.is_set():  # back after an outage: what waits out a backoff from it is retried now
+            stale |= control.take_failed()
+            log.info("the API server answers again: %d Apps to reconcile", len(stale))
+            control.api_up.set()
         for key in stale:
             rt.queue.add(key)
         if due:

@@ -18,6 +18,7 @@ import urllib3
 from . import metrics
 from .api import API_VERSION, Json
 from .desired import MANAGER
+from .errors import OperatorError
 from .fields import created_entry_patch
 from .kinds import PLURALS
 
@@ -25,8 +26,9 @@ if TYPE_CHECKING:  # the client's models take most of a second to import: only w
     from kubernetes.client import Configuration
 
 
-class ApiError(Exception):
-    """A non-2xx answer; `reason` is the API's CamelCase reason, `message` its words."""
+class ApiError(OperatorError):
+    """A non-2xx answer (status 0: none at all); `reason` is the API's CamelCase reason, `message`
+    its words."""
 
     def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}")
@@ -36,7 +38,11 @@ class ApiError(Exception):
         self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After header
 
     @property
-    def permanent(self) -> bool:
+    def unreachable(self) -> bool:  # type: ignore[override]  # a property over the family's plain attribute
+        return self.status == 0
+
+    @property
+    def terminal(self) -> bool:  # type: ignore[override]
         """Retrying the same request cannot help (invalid object, forbidden, ...). A conflict (409)
         is worth retrying: the next attempt reads the newer version. A 500 that says the object does
         not fit the schema will say so again."""

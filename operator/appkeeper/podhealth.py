@@ -9,11 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .api import Json
+from .reasons import CRASH_LOOP, POD_SECURITY, REPLICA_FAILURE, STUCK_WAITING, UNSCHEDULABLE
 from .status import Problem
-
-# Waiting reasons that mean the container will not start without a change.
-STUCK_WAITING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
-                 "CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 
 
 def first_line(text: str | None, limit: int = 200) -> str:
@@ -37,7 +34,7 @@ def container_problem(cs: Json) -> Problem | None:
     last = (cs.get("lastState") or {}).get("terminated")
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason")
-    if reason == "CrashLoopBackOff":
+    if reason == CRASH_LOOP:
         why = termination(last) if last else first_line(waiting.get("message"))
         return Problem(reason, f"container {name}: CrashLoopBackOff, {why}")
     if reason in STUCK_WAITING:
@@ -46,7 +43,7 @@ def container_problem(cs: Json) -> Problem | None:
     terminated = state.get("terminated")
     # Between a crash and the back-off the kubelet reports: a restarted container that failed again.
     if terminated and terminated.get("exitCode", 0) != 0 and int(cs.get("restartCount") or 0) > 0:
-        return Problem("CrashLoopBackOff", f"container {name}: CrashLoopBackOff, {termination(terminated)}")
+        return Problem(CRASH_LOOP, f"container {name}: CrashLoopBackOff, {termination(terminated)}")
     return None
 
 
@@ -56,8 +53,8 @@ def pod_problem(pod: Json) -> Problem | None:
     status = pod.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                and cond.get("reason") == "Unschedulable":
-            return Problem("Unschedulable", f"pod {pod['metadata'].get('name')}: "
+                and cond.get("reason") == UNSCHEDULABLE:
+            return Problem(UNSCHEDULABLE, f"pod {pod['metadata'].get('name')}: "
                                             f"{first_line(cond.get('message')) or 'cannot be scheduled'}")
     for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         problem = container_problem(cs)
@@ -76,7 +73,7 @@ def pods_problem(pods: Iterable[Json]) -> Problem | None:
 
 
 def _cannot_create(kind: str, name: str, message: str) -> Problem:
-    reason = "PodSecurity" if "violates PodSecurity" in message else "ReplicaFailure"
+    reason = POD_SECURITY if "violates PodSecurity" in message else REPLICA_FAILURE
     return Problem(reason, f"{kind} {name} cannot create pods: {first_line(message, 400)}")
 
 

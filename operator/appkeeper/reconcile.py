@@ -2,39 +2,57 @@
 longer asks for, roll back a failed rollout, and patch status once. Level-based: the same call
 answers create, update, a child's deletion or edit, and the periodic resync.
 
-The parts: drift.py decides about each child (pure), children.py carries that out, claims.py keeps
-retained claims, rollback.py rolls back, status.py and podhealth.py judge (pure), events.py
-posts Events. This file is the flow, in numbered steps."""
+The flow, in numbered steps: gather everything the reconcile reads (the store, and the few reads
+that must hit the API: a ConfigMap not yet seen, the namespace's Pod Security level, a failed
+rollout's ReplicaSets, a StatefulSet's FailedCreate Events); plan what the App implies (pure:
+kinds.build_children); act (children.py: drift.py decides about each child, children.py writes;
+claims.py, snapshots.py prune); judge (status.py, podhealth.py: pure) and write status once; and
+say when to come back, all reasons in one place (`_come_back`)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from . import claims, metrics
+from . import claims, metrics, reasons
 from .api import App, Json, SpecError, parse_app
-from .children import Outcome, announce_created, converge, prune
-from .deps import Deps, TransientError
+from .children import announce_created, converge, prune
+from .deps import Deps
 from .desired import child_key, workload_replicas
+from .errors import OperatorError
 from .events import Recorder
 from .failfast import TIMED_FAILURES, stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
+from .outcome import Outcome
 from .podhealth import creating_pods, failed_create, pods_problem, workload_pods, workload_problem
-from .rollback import Rollbacks
+from .rollback import Rollback, Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
-from .snapshots import plan_config, prune_snapshots
+from .snapshots import ConfigRead, plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
 from .store import AppKey, ChildKey, Store
 from .verify import fill_app
 
-__all__ = ["Outcome", "Reconciler", "TransientError"]
+__all__ = ["Outcome", "Reconciler"]
 log = logging.getLogger("appkeeper.reconcile")
 FAILURE_RECHECK = 5.0  # seconds between looks at a failure that becomes a rollback after a while
-REJECTED_RETRY = 30.0  # seconds until a child the API server refused is tried again
+CREATE_RECHECK = 3.0  # seconds between looks at a StatefulSet short of pods (no watch tells why)
+
+
+@dataclass
+class Gathered:
+    """What one reconcile reads, all read before anything is written."""
+
+    children: dict[ChildKey, Json]
+    config: ConfigRead
+    profile: str
+    rollback: Rollback | None
+    failed_create: Problem | None  # a StatefulSet short of pods: why, from its Events
+    creating: bool  # a StatefulSet short of pods: look again soon
 
 
 class Reconciler:
@@ -86,27 +104,67 @@ class Reconciler:
         if app.deleting:
             claims.drop_old_finalizer(self.deps, app, body)
             return Outcome()
-        # 3. Converge the children (unless paused), judge the pods, and write status once.
+        # 3. Gather, plan, act (unless paused); judge the pods; write status once.
         obs = _observe(app, now)
         outcome = Outcome()
+        seen: Gathered | None = None
         if app.spec.paused:
             observed = self.deps.store.children((app.namespace, app.name))
             obs.workload, obs.children = _workload(observed), sorted(observed)
         else:
-            self._converge(app, obs, outcome, now)
+            seen = self._gather(app, now)
+            desired = build_children(app, now, seen.rollback.template if seen.rollback else None, seen.config.plan,
+                                     seen.profile)
+            self._act(app, seen, desired, obs, outcome)
+            self._judge(app, seen, obs, now)
         obs.repairs = outcome.repairs
         claims.drop_old_finalizer(self.deps, app, body)
         self._write_status(app.namespace, app.name, app.status, compute_status(obs))
-        # 4. Come back when a schedule window opens or closes, when a debounced ConfigMap change is
-        #    due, soon after a refusal (a quota or RBAC fix heals without waiting for the resync), and
-        #    while a failing pull or an unschedulable pod nears its threshold (time crosses it, not
-        #    an event).
-        outcome.within(_requeue_after(app, now))
-        if any(p.reason.endswith("Rejected") for p in obs.problems):
-            outcome.within(REJECTED_RETRY)
-        if app.spec.rollout.auto_rollback and any(p.reason in TIMED_FAILURES for p in obs.problems):
-            outcome.within(FAILURE_RECHECK)
+        # 4. Come back when time alone changes something (no event will say so).
+        outcome.within(_come_back(app, now, obs, seen))
         return outcome
+
+    def _gather(self, app: App, now: datetime) -> Gathered:
+        """3a. The reads: the children the store holds, the ConfigMaps the pods use (snapshots), the
+        namespace's Pod Security level, a failed rollout's healthy template, a StatefulSet's FailedCreate."""
+        children = self.deps.store.children((app.namespace, app.name))
+        workload = _workload(children)
+        creating = creating_pods(workload)
+        return Gathered(children=children, config=plan_config(self.deps, app),
+                        profile=self.profiles.profile(self.deps.kube, app),
+                        rollback=self.rollbacks.template(self.deps, app, children, now),
+                        failed_create=_failed_create(self.deps.kube, workload) if creating else None,
+                        creating=creating)
+
+    def _act(self, app: App, seen: Gathered, desired: list[Json], obs: Observed, outcome: Outcome) -> None:
+        """3b. Each child: decide (drift.py), then write; what the App no longer implies goes
+        (retained claims are released instead)."""
+        key = (app.namespace, app.name)
+        obs.problems += seen.config.problems
+        if seen.rollback is not None and seen.rollback.cause is not None:
+            obs.rolled_back_to, obs.rollback_cause = seen.rollback.revision, seen.rollback.cause
+            self.deps.recorder.post(app.ref, "Warning", reasons.ROLLED_BACK, seen.rollback.event)
+            metrics.ROLLBACKS.inc()
+        try:
+            for obj in desired:
+                converge(self.deps, app, obj, seen.children.get(child_key(obj)), obs, outcome)
+        finally:
+            announce_created(self.deps, app, outcome)
+        wanted = {child_key(o) for o in desired}
+        prune(self.deps, app, seen.children, wanted)
+        claims.tie_replica_claims(self.deps, app)
+        prune_snapshots(self.deps, app, seen.children, seen.config.plan)
+        current = self.deps.store.children(key)
+        obs.children = sorted(k for k in wanted if k in current)
+        obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
+
+    def _judge(self, app: App, seen: Gathered, obs: Observed, now: datetime) -> None:
+        """3c. Pods that cannot run say why; pods that have not run long are not yet proof of health."""
+        pods = workload_pods(app.name, self.deps.store.pods((app.namespace, app.name)))
+        problem = workload_problem(obs.workload) or pods_problem(pods) or seen.failed_create
+        if problem is not None:
+            obs.problems.append(problem)
+        obs.stable_in = stable_in(pods, now)
 
     def report_failure(self, key: AppKey, reason: str, message: str) -> None:
         """A reconcile of `key` failed: say so in its status and one (aggregated) Event, so every
@@ -119,53 +177,18 @@ class Reconciler:
         self.deps.recorder.post(meta, "Warning", reason, message)
         try:
             self._write_status(key[0], key[1], old, new)
-        except (TransientError, ApiError) as e:
+        except OperatorError as e:
             log.warning("could not write the failure of %s/%s to its status: %s", *key, e)
-
-    def _converge(self, app: App, obs: Observed, outcome: Outcome, now: datetime) -> None:
-        key = (app.namespace, app.name)
-        observed = self.deps.store.children(key)
-        # 3a. What the App implies: the ConfigMaps its pods use as snapshots; a rollback swaps in
-        #     the last healthy pod template (which names its own snapshots).
-        config = plan_config(self.deps, app)
-        obs.problems += config.problems
-        outcome.within(config.recheck)
-        profile = self.profiles.profile(self.deps.kube, app)
-        desired = build_children(app, now, self.rollbacks.template(self.deps, app, observed, obs, now), config.plan,
-                                 profile)
-        # 3b. Each child: decide (drift.py), then act.
-        try:
-            for obj in desired:
-                converge(self.deps, app, obj, observed.get(child_key(obj)), obs, outcome)
-        finally:
-            announce_created(self.deps, app, outcome)
-        # 3c. What it no longer implies goes (retained claims are released instead).
-        wanted = {child_key(o) for o in desired}
-        prune(self.deps, app, observed, wanted)
-        claims.tie_replica_claims(self.deps, app)
-        prune_snapshots(self.deps, app, observed, config.plan)
-        current = self.deps.store.children(key)
-        obs.children = sorted(k for k in wanted if k in current)
-        obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
-        # 3d. Pods that cannot run say why; pods that have not run long are not yet proof of health.
-        pods = workload_pods(app.name, self.deps.store.pods(key))
-        problem = (workload_problem(obs.workload) or pods_problem(pods)
-                   or _failed_create(self.deps.kube, obs.workload, outcome))
-        if problem is not None:
-            obs.problems.append(problem)
-        obs.stable_in = stable_in(pods, now)
-        if 0 < obs.stable_in < float("inf"):
-            outcome.within(obs.stable_in + 0.5)
 
     def _invalid(self, body: Json, err: SpecError, now: datetime) -> Outcome:
         meta = body["metadata"]
         old = dict(body.get("status") or {})
         obs = Observed(name=meta["name"], namespace=meta["namespace"], generation=int(meta.get("generation", 0)),
-                       old_status=old, now=now, problems=[Problem("InvalidSpec", f"{err.field}: {err.message}")],
+                       old_status=old, now=now, problems=[Problem(reasons.INVALID_SPEC, f"{err.field}: {err.message}")],
                        children=[(c["kind"], c["name"]) for c in old.get("children") or []])
         new = compute_status(obs)
         if old.get("phase") != "Failed" or old.get("observedGeneration") != new["observedGeneration"]:
-            self.deps.recorder.post(meta, "Warning", "InvalidSpec", f"{err.field}: {err.message}")
+            self.deps.recorder.post(meta, "Warning", reasons.INVALID_SPEC, f"{err.field}: {err.message}")
         self._write_status(meta["namespace"], meta["name"], old, new)
         return Outcome()
 
@@ -181,7 +204,7 @@ class Reconciler:
         except ApiError as e:
             if e.status == 404:
                 return
-            raise TransientError(str(e)) from e
+            raise
         metrics.STATUS_PATCHES.inc()
         self.deps.store.put_app(result)
 
@@ -193,11 +216,10 @@ def _observe(app: App, now: datetime) -> Observed:
                     active_schedule=window.name if window else None)
 
 
-def _failed_create(kube: Kube, workload: Json | None, outcome: Outcome) -> Problem | None:
-    """A StatefulSet short of pods: ask its Events why, and look again soon (no watch tells us)."""
-    if workload is None or not creating_pods(workload):
+def _failed_create(kube: Kube, workload: Json | None) -> Problem | None:
+    """A StatefulSet short of pods: its Events say why (no condition does)."""
+    if workload is None:
         return None
-    outcome.within(3.0)
     meta = workload["metadata"]
     try:
         events = kube.events_about(meta["namespace"], "StatefulSet", meta["name"], "FailedCreate")
@@ -215,8 +237,24 @@ def _workload(children: dict[ChildKey, Json]) -> Json | None:
     return None
 
 
-def _requeue_after(app: App, now: datetime) -> float | None:
+def _come_back(app: App, now: datetime, obs: Observed, seen: Gathered | None) -> float | None:
+    """When to reconcile again though no event may come, the earliest of: a schedule window opens
+    or closes; a debounced ConfigMap change is due; a problem asks to be looked at again (a child
+    the API server refused: a quota or RBAC fix heals without waiting for the resync); a failing
+    pull or an unschedulable pod nears the threshold that rolls back; pods near the time that makes
+    their revision healthy; a StatefulSet short of pods."""
+    out = Outcome()
     change = next_change(app.spec, now)
-    if change is None:
-        return None
-    return max(1.0, (change - now).total_seconds() + 0.5)
+    if change is not None:
+        out.within(max(1.0, (change - now).total_seconds() + 0.5))
+    for p in obs.problems:
+        out.within(p.retry_in)
+    if app.spec.rollout.auto_rollback and any(p.reason in TIMED_FAILURES for p in obs.problems):
+        out.within(FAILURE_RECHECK)
+    if 0 < obs.stable_in < float("inf"):
+        out.within(obs.stable_in + 0.5)
+    if seen is not None:
+        out.within(seen.config.recheck)
+        if seen.creating:
+            out.within(CREATE_RECHECK)
+    return out.requeue_after

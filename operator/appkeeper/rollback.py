@@ -7,17 +7,34 @@ the Deployment misses its progress deadline."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import datetime
 
-from . import metrics
 from .api import App, Json
 from .deps import Deps
 from .desired import selector_string
 from .failfast import TEMPLATE_HASH, rollout_failure
 from .memory import Memory
 from .podhealth import workload_pods
-from .status import DEPLOYMENT_REVISION, Observed, deadline_exceeded, workload_revision
+from .status import DEPLOYMENT_REVISION, deadline_exceeded, workload_revision
 from .store import AppKey, ChildKey
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """The pod template to run instead of the spec's; `cause` is set when the rollback starts in
+    this reconcile (the caller says so in status, an Event and the metric)."""
+
+    template: Json
+    revision: str | None = None
+    cause: str | None = None
+    generation: int = 0
+
+    @property
+    def event(self) -> str:
+        image = self.template["spec"]["containers"][0].get("image")
+        return (f"rollout of generation {self.generation} failed: {self.cause}; rolled back to revision "
+                f"{self.revision} ({image})")
 
 
 class Rollbacks:
@@ -25,20 +42,20 @@ class Rollbacks:
         # Per App (memory.py): (generation rolled back, the template it runs instead of the spec's)
         self.memory = memory
 
-    def template(self, deps: Deps, app: App, children: dict[ChildKey, Json], obs: Observed,
-                 now: datetime) -> Json | None:
-        """The pod template to run instead of the spec's, while a failed rollout is rolled back."""
+    def template(self, deps: Deps, app: App, children: dict[ChildKey, Json], now: datetime) -> Rollback | None:
+        """Reads only (the store; the ReplicaSets once a rollout has failed): the pod template to
+        run instead of the spec's, while a failed rollout is rolled back."""
         key = (app.namespace, app.name)
         remembered = self.memory.rollback(key)
         if remembered and remembered[0] == app.generation:
-            return remembered[1]
+            return Rollback(remembered[1])
         self.memory.roll_back(key, None)
         workload = children.get(("Deployment", app.name))
         if workload is None:
             return None
         if app.status.get("rolledBackGeneration") == app.generation:
             # Rolled back before this process started: the Deployment holds the healthy template.
-            return self._keep(key, app, copy.deepcopy(workload["spec"]["template"]))
+            return self._keep(key, app, Rollback(copy.deepcopy(workload["spec"]["template"])))
         healthy = app.status.get("lastHealthyRevision")
         if not (app.spec.rollout.auto_rollback and healthy and workload_revision(workload) != healthy):
             return None
@@ -46,13 +63,7 @@ class Rollbacks:
         if failed is None:
             return None
         cause, replicaset = failed
-        template = pod_template(replicaset)
-        obs.rolled_back_to, obs.rollback_cause = str(healthy), cause
-        image = template["spec"]["containers"][0].get("image")
-        deps.recorder.post(app.ref, "Warning", "RolledBack", f"rollout of generation {app.generation} failed: "
-                           f"{cause}; rolled back to revision {healthy} ({image})")
-        metrics.ROLLBACKS.inc()
-        return self._keep(key, app, template)
+        return self._keep(key, app, Rollback(pod_template(replicaset), str(healthy), cause, app.generation))
 
     @staticmethod
     def _failure(deps: Deps, app: App, healthy: str, workload: Json, now: datetime) -> tuple[str, Json] | None:
@@ -72,9 +83,9 @@ class Rollbacks:
         cause = rollout_failure(pods, pod_hash, threshold, now)
         return None if cause is None else (cause, replicaset)
 
-    def _keep(self, key: AppKey, app: App, template: Json) -> Json:
-        self.memory.roll_back(key, (app.generation, template))
-        return template
+    def _keep(self, key: AppKey, app: App, rollback: Rollback) -> Rollback:
+        self.memory.roll_back(key, (app.generation, rollback.template))
+        return rollback
 
 
 def healthy_replicaset(deps: Deps, app: App, revision: str, deployment_uid: str) -> Json | None:

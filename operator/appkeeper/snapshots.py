@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from . import metrics
 from .api import App, Json
 from .config import LABEL_SNAPSHOT_OF, ConfigPlan, config_refs, plan, snapshots_to_prune
-from .deps import Deps, TransientError
+from .deps import Deps
 from .drift import owned_by
 from .kube import ApiError
+from .reasons import CONFIG_MISSING
 from .status import Problem
 from .store import ChildKey
 
@@ -36,14 +37,14 @@ def plan_config(deps: Deps, app: App) -> ConfigRead:
         if not known:
             try:
                 obj = deps.kube.get("v1", "ConfigMap", app.namespace, ref.name)
-            except ApiError as e:
-                raise TransientError(str(e)) from e
+            except ApiError:
+                raise
             deps.store.configs.read(app.namespace, ref.name, obj)
         if wait is not None:
             out.recheck = min(wait, out.recheck or wait)
         sources[ref.name] = obj
     out.plan = plan(app.name, refs, sources)
-    out.problems = [Problem("ConfigMissing", f"ConfigMap {ref.name} ({ref.where}) not found; the pods cannot "
+    out.problems = [Problem(CONFIG_MISSING, f"ConfigMap {ref.name} ({ref.where}) not found; the pods cannot "
                             "start until it exists") for ref in out.plan.missing]
     return out
 
@@ -59,6 +60,6 @@ def prune_snapshots(deps: Deps, app: App, observed: dict[ChildKey, Json], config
             deps.kube.delete("v1", "ConfigMap", app.namespace, name, uid=snap["metadata"].get("uid"))
         except ApiError as e:
             if e.status not in (404, 409):
-                raise TransientError(str(e)) from e
+                raise
         metrics.SNAPSHOTS_PRUNED.inc()
         deps.memory.pop(((app.namespace, app.name), ("ConfigMap", name)), None)

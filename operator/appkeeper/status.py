@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import reasons as R
 from .api import AppSpec, Json
 from .desired import Replicas, selector_string
 
@@ -15,10 +16,12 @@ DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
 
 @dataclass(frozen=True)
 class Problem:
-    """Something that keeps the App from converging: a reason (CamelCase) and a message."""
+    """Something that keeps the App from converging: a reason (reasons.py) and a message; `retry_in`:
+    seconds after which the reconcile should look again though no event may come (None: no need)."""
 
     reason: str
     message: str
+    retry_in: float | None = None
 
 
 @dataclass
@@ -69,7 +72,7 @@ def workload_caught_up(workload: Json) -> bool:
 def deadline_exceeded(workload: Json | None) -> bool:
     for c in ((workload or {}).get("status") or {}).get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("status") == "False" \
-                and c.get("reason") == "ProgressDeadlineExceeded":
+                and c.get("reason") == R.DEADLINE:
             return True
     return False
 
@@ -174,7 +177,7 @@ def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Ve
     return _rolling(obs, counts, status, settled, want, ready_msg)
 
 
-HEALTHY: Verdict = (False, "Healthy", "no problems")
+HEALTHY: Verdict = (False, R.HEALTHY, "no problems")
 Judgement = tuple[str, Verdict, Verdict, Verdict]
 
 
@@ -199,8 +202,8 @@ def _paused(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, 
             ready_msg: str) -> Judgement | None:
     if not spec.paused:
         return None
-    return "Paused", (settled, "Paused", "paused: children are not being changed; " + ready_msg), \
-        (False, "Paused", "spec.paused is true"), HEALTHY
+    return R.PAUSED, (settled, R.PAUSED, "paused: children are not being changed; " + ready_msg), \
+        (False, R.PAUSED, "spec.paused is true"), HEALTHY
 
 
 def _problem(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
@@ -218,7 +221,7 @@ def _rolled_back(obs: Observed, spec: AppSpec, counts: dict[str, int], status: J
     cause = status.get("rolledBackBecause") or "missed its progress deadline"
     msg = (f"the rollout of generation {obs.generation} failed: {cause}; rolled back to "
            f"revision {status.get('lastHealthyRevision')}. Change the spec to roll out again.")
-    return "Degraded", (settled, "RolledBack", ready_msg), (False, "RolledBack", msg), (True, "RolledBack", msg)
+    return "Degraded", (settled, R.ROLLED_BACK, ready_msg), (False, R.ROLLED_BACK, msg), (True, R.ROLLED_BACK, msg)
 
 
 def _past_deadline(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
@@ -228,8 +231,8 @@ def _past_deadline(obs: Observed, spec: AppSpec, counts: dict[str, int], status:
     msg = "the rollout missed spec.rollout.progressDeadlineSeconds"
     if spec.rollout.auto_rollback and not status.get("lastHealthyRevision"):
         msg += " and there is no healthy revision to roll back to"
-    return "Degraded", (False, "ProgressDeadlineExceeded", ready_msg), \
-        (False, "ProgressDeadlineExceeded", msg), (True, "ProgressDeadlineExceeded", msg)
+    return "Degraded", (False, R.DEADLINE, ready_msg), \
+        (False, R.DEADLINE, msg), (True, R.DEADLINE, msg)
 
 
 def _suspended(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
@@ -237,21 +240,21 @@ def _suspended(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Jso
     if not spec.suspend:
         return None
     done = counts["replicas"] == 0
-    return "Suspended", (False, "Suspended", "spec.suspend is true: scaled to zero"), \
-        (not done, "Suspending" if not done else "Suspended",
+    return R.SUSPENDED, (False, R.SUSPENDED, "spec.suspend is true: scaled to zero"), \
+        (not done, R.SUSPENDING if not done else R.SUSPENDED,
          f"{counts['replicas']} replicas left" if not done else "scaled to zero"), HEALTHY
 
 
 def _rolling(obs: Observed, counts: dict[str, int], status: Json, settled: bool, want: int,
              ready_msg: str) -> Judgement:
     if settled:
-        reason = "AllReplicasReady" if want else "ScaledToZero"
-        return "Ready", (True, reason, ready_msg), (False, "RolloutComplete", _why(obs)), HEALTHY
+        reason = R.ALL_REPLICAS_READY if want else R.SCALED_TO_ZERO
+        return "Ready", (True, reason, ready_msg), (False, R.ROLLOUT_COMPLETE, _why(obs)), HEALTHY
     if obs.workload is None or (counts["readyReplicas"] == 0 and not status.get("lastHealthyRevision")):
-        return "Pending", (False, "WaitingForPods", ready_msg), \
-            (True, "Creating", f"waiting for {want} replicas; " + ready_msg), HEALTHY
+        return "Pending", (False, R.WAITING_FOR_PODS, ready_msg), \
+            (True, R.CREATING, f"waiting for {want} replicas; " + ready_msg), HEALTHY
     msg = f"{counts['updatedReplicas']}/{want} replicas updated, {counts['readyReplicas']} ready"
-    return "Progressing", (False, "RollingOut", ready_msg), (True, "RollingOut", msg), HEALTHY
+    return "Progressing", (False, R.ROLLING_OUT, ready_msg), (True, R.ROLLING_OUT, msg), HEALTHY
 
 
 def _why(obs: Observed) -> str:

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from appkeeper.api import Json
+from appkeeper.errors import OperatorError
 from appkeeper.fields import created_entry_patch
 from appkeeper.kube import ApiError
-from appkeeper.reconcile import Reconciler, TransientError
+from appkeeper.reconcile import Reconciler
 from appkeeper.store import Store
 
 from .conftest import NOW, app_body
@@ -475,7 +476,7 @@ def test_a_rekeyed_list_entry_is_put_back_with_an_update_first(w: World) -> None
 def test_a_transient_failure_is_retried_not_reported(w: World, status: int) -> None:
     w.put_app(**WEB)
     w.kube.fail("create", "Deployment", status)
-    with pytest.raises(TransientError):
+    with pytest.raises(OperatorError):
         w.reconcile()
     w.reconcile()
     assert w.child("Deployment")
@@ -563,7 +564,7 @@ def test_every_failure_ends_in_a_status_that_says_what_failed(w: World, monkeypa
     def fail(*_: Any) -> None:
         raise error
 
-    monkeypatch.setattr(w.reconciler, "_converge", fail)
+    monkeypatch.setattr(w.reconciler, "_act", fail)
     w.kube.sync(w.store)
     with pytest.raises(type(error)):
         w.reconciler.reconcile((NS, "shop"))

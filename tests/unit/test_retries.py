@@ -9,7 +9,7 @@ from appkeeper.kube import ApiError, retry_after
 from appkeeper.workqueue import retry_delay
 
 
-@pytest.mark.parametrize(("status", "message", "permanent"), [
+@pytest.mark.parametrize(("status", "message", "terminal"), [
     (0, "ConnectTimeoutError", False),  # no answer at all
     (409, "the object has been modified", False),
     (429, "too many requests", False),
@@ -23,8 +23,8 @@ from appkeeper.workqueue import retry_delay
     (404, "not found", True),
     (422, "spec.ports[0].port: Invalid value", True),
 ])
-def test_which_answers_are_permanent(status: int, message: str, permanent: bool) -> None:
-    assert ApiError(status, "X", message).permanent is permanent
+def test_which_answers_are_terminal(status: int, message: str, terminal: bool) -> None:
+    assert ApiError(status, "X", message).terminal is terminal
 
 
 def test_backoff_doubles_is_capped_and_jittered() -> None:
