@@ -133,6 +133,17 @@ class Disruption:
 
 
 @dataclass(frozen=True)
+class Peer:
+    app: str | None  # an App's pods; None: every pod of `namespace`
+    namespace: str | None  # None: the App's own namespace
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    ingress_from: tuple[Peer, ...]
+
+
+@dataclass(frozen=True)
 class PodOptions:
     labels: dict[str, str]
     annotations: dict[str, str]
@@ -172,6 +183,7 @@ class AppSpec:
     disruption: Disruption | None
     pod: PodOptions
     config_rollout: bool = True  # a change of a referenced ConfigMap rolls the pods (config.py)
+    network_policy: NetworkPolicy | None = None
 
     @property
     def per_replica_volumes(self) -> tuple[Volume, ...]:
@@ -268,6 +280,7 @@ def _parse_spec(raw: Json) -> AppSpec:
         rollout=_rollout(raw.get("rollout") or {}),
         disruption=_disruption(raw["disruption"]) if raw.get("disruption") is not None else None,
         pod=_pod(raw.get("pod") or {}),
+        network_policy=_network_policy(raw["networkPolicy"]) if raw.get("networkPolicy") is not None else None,
     )
 
 
@@ -492,6 +505,18 @@ def _disruption(raw: Json) -> Disruption:
     if (lo is None) == (hi is None):
         raise SpecError("spec.disruption", "needs exactly one of minAvailable, maxUnavailable")
     return Disruption(min_available=lo, max_unavailable=hi)
+
+
+def _network_policy(raw: Json) -> NetworkPolicy:
+    peers = []
+    for i, peer in enumerate(raw.get("ingressFrom") or []):
+        path = f"spec.networkPolicy.ingressFrom[{i}]"
+        app = _dns_label(peer["app"], f"{path}.app") if peer.get("app") is not None else None
+        namespace = _dns_label(peer["namespace"], f"{path}.namespace") if peer.get("namespace") is not None else None
+        if app is None and namespace is None:
+            raise SpecError(path, "set app, namespace or both")
+        peers.append(Peer(app, namespace))
+    return NetworkPolicy(tuple(peers))
 
 
 def _pod(raw: Json) -> PodOptions:

@@ -348,5 +348,25 @@ def build_pdb(app: App) -> Json:
     return _child(app, "policy/v1", "PodDisruptionBudget", app.name, "spec", spec)
 
 
+def build_network_policy(app: App) -> Json:
+    """Ingress to the App's pods only from the peers listed and from its own pods, on its ports
+    (any port when it declares none)."""
+    policy = app.spec.network_policy
+    assert policy is not None
+    peers: list[Json] = [{"podSelector": {"matchLabels": selector(app.name)}}]
+    for p in policy.ingress_from:
+        peer: Json = {}
+        if p.namespace is not None:
+            peer["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": p.namespace}}
+        if p.app is not None:
+            peer["podSelector"] = {"matchLabels": selector(p.app)}
+        peers.append(peer)
+    rule: Json = {"from": peers}
+    if app.spec.ports:
+        rule["ports"] = [{"port": p.container_port, "protocol": p.protocol} for p in app.spec.ports]
+    spec = {"podSelector": {"matchLabels": selector(app.name)}, "policyTypes": ["Ingress"], "ingress": [rule]}
+    return _child(app, "networking.k8s.io/v1", "NetworkPolicy", app.name, "spec", spec)
+
+
 def child_key(obj: Json) -> tuple[str, str]:
     return obj["kind"], obj["metadata"]["name"]

@@ -6,7 +6,11 @@ kwargs, handler invocation) is not paid on the busiest streams.
 A watch the server ends is opened again from the last resourceVersion seen (bookmarks keep it
 fresh); a 410 Gone, or a watch that cannot resume, relists and replaces what the store holds of
 the kind, dropping what vanished meanwhile. Failures back off exponentially (to 10 s), so an
-API server that is away is not hammered."""
+API server that is away is not hammered.
+
+An optional kind (kinds.Kind.optional) the API server does not serve is looked for every
+OPTIONAL_POLL seconds, quietly; when it appears (or goes), every App is queued, and those that ask
+for one get it."""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from .workqueue import retry_delay
 log = logging.getLogger("appkeeper.informer")
 MAX_BACKOFF = 10.0  # the store is checked by verify() as soon as the API server answers again
 RELIST = ""  # the resourceVersion that means "list again"
+UNSERVED = None  # relist's answer when an optional kind is not served
+OPTIONAL_POLL = 30.0  # seconds between looks for an optional kind that is not served
 
 
 def handle(store: Store, kind: Kind, event: Json) -> tuple[AppKey | None, str]:
@@ -55,10 +61,12 @@ class Informer:
     until `stop()`; every App whose objects changed goes to `notify` (called from that thread)."""
 
     def __init__(self, kube: Kube, store: Store, kind: Kind, namespace: str,
-                 notify: Callable[[AppKey], None], watch_seconds: int = 300) -> None:
+                 notify: Callable[[AppKey], None], watch_seconds: int = 300,
+                 optional_poll: float = OPTIONAL_POLL) -> None:
         self.kube, self.store, self.kind, self.namespace = kube, store, kind, namespace
         self.notify = notify
         self.watch_seconds = watch_seconds
+        self.optional_poll = optional_poll
         self._stop = threading.Event()
         self._stream: WatchStream | None = None
         self._lock = threading.Lock()
@@ -78,7 +86,11 @@ class Informer:
         while not self._stop.is_set():
             try:
                 if rv == RELIST:
-                    rv = self.relist()
+                    listed = self.relist()
+                    if listed is UNSERVED:
+                        self._stop.wait(self.optional_poll)
+                        continue
+                    rv = listed
                 rv = self.watch(rv)
                 failures = 0
             except ApiError as e:
@@ -95,12 +107,25 @@ class Informer:
                 rv = RELIST
                 self._stop.wait(retry_delay(failures, None, MAX_BACKOFF))
 
-    def relist(self) -> str:
-        """A fresh list replaces what the store holds of the kind here; its Apps are queued."""
-        items, rv = self.kube.list_at(self.kind.api_version, self.kind.kind, self.namespace, LABEL_APP)
+    def relist(self) -> str | None:
+        """A fresh list replaces what the store holds of the kind here; its Apps are queued.
+        UNSERVED: an optional kind the API server does not serve (the store holds none of it)."""
+        rv: str | None
+        try:
+            items, rv = self.kube.list_at(self.kind.api_version, self.kind.kind, self.namespace, LABEL_APP)
+        except ApiError as e:
+            if not (self.kind.optional and e.status == 404):
+                raise
+            items, rv = [], UNSERVED
         for owner in self.store.replace(self.kind.kind, self.namespace, typed(items, self.kind.kind,
                                                                              self.kind.api_version)):
             self.notify(owner)
+        if self.kind.optional and self.store.served(self.kind.kind, rv is not UNSERVED):
+            log.info("%s (%s) %s", self.kind.kind, self.kind.api_version,
+                     f"is not served by the API server: looking for it every {self.optional_poll:.0f}s"
+                     if rv is UNSERVED else "is served now: watching it")
+            for key in self.store.app_keys():  # those that ask for one get it now (or say they wait)
+                self.notify(key)
         return rv
 
     def watch(self, rv: str) -> str:

@@ -3,7 +3,8 @@ reads. Whatever lists kinds derives from here: the URL plurals (kube.py), the wa
 the children an App implies (`build_children`), the RBAC rules the chart must grant (a unit test
 compares them with `helm template`), and the children table of docs/reference.md.
 
-Adding a child kind: one row here, one builder in desired.py, its golden file."""
+Adding a child kind: one row here, one builder in desired.py, its golden file, and its field in
+api/app.source.yaml with its parser in api.py (README: "Adding a child kind")."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .desired import (
     build_config_snapshot,
     build_hpa,
     build_ingress,
+    build_network_policy,
     build_pdb,
     build_service,
     build_workload,
@@ -55,6 +57,9 @@ class Kind:
     # A child's: the CEL condition (over the admission policy's variables) under which an App implies
     # one; the policy admits such an App only if its user may create one (hack/gen_admission.py).
     admit: str = ""
+    # Its API may not be served (a CRD not installed, an API group turned off): a missing one is
+    # looked for now and then, not warned about, and an App that asks for one says it waits for it.
+    optional: bool = False
 
     @property
     def group(self) -> str:
@@ -99,6 +104,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", WRITE, watched=True,
          admit="has(variables.spec.disruption)",
          build=lambda app, _: [build_pdb(app)] if app.spec.disruption is not None else []),
+    Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", WRITE, watched=True, optional=True,
+         admit="has(variables.spec.networkPolicy)",
+         build=lambda app, _: [build_network_policy(app)] if app.spec.network_policy is not None else []),
     # Read, never written: pods say why an App cannot run; ReplicaSets hold rollback templates.
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
     Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),

@@ -44,6 +44,8 @@ REJECTED = "<Kind>Rejected"
 REASONS[REJECTED] = Reason(REJECTED, "condition",
                            "the API server refused a child for good (invalid, forbidden, over quota); tried again "
                            "every 30 s")
+NOT_SERVED = _reason("NotServed", "condition", "the App asks for a child of an optional kind whose API the API server "
+                                               "does not serve (its CRD or API group is missing); created once it is")
 POD_SECURITY = _reason("PodSecurity", "condition", "the namespace's Pod Security level refuses the pods")
 REPLICA_FAILURE = _reason("ReplicaFailure", "condition", "the workload cannot create its pods; the message says why")
 # A container that will not start without a change: the kubelet's waiting reason, passed on.

@@ -53,6 +53,7 @@ class Gathered:
     rollback: Rollback | None
     failed_create: Problem | None  # a StatefulSet short of pods: why, from its Events
     creating: bool  # a StatefulSet short of pods: look again soon
+    unserved: frozenset[str]  # optional kinds the API server does not serve
 
 
 class Reconciler:
@@ -115,6 +116,8 @@ class Reconciler:
             seen = self._gather(app, now)
             desired = build_children(app, now, seen.rollback.template if seen.rollback else None, seen.config.plan,
                                      seen.profile)
+            desired, waiting = _served(desired, seen.unserved)
+            obs.problems += waiting
             self._act(app, seen, desired, obs, outcome)
             self._judge(app, seen, obs, now)
         obs.repairs = outcome.repairs
@@ -134,7 +137,7 @@ class Reconciler:
                         profile=self.profiles.profile(self.deps.kube, app),
                         rollback=self.rollbacks.template(self.deps, app, children, now),
                         failed_create=_failed_create(self.deps.kube, workload) if creating else None,
-                        creating=creating)
+                        creating=creating, unserved=self.deps.store.unserved())
 
     def _act(self, app: App, seen: Gathered, desired: list[Json], obs: Observed, outcome: Outcome) -> None:
         """3b. Each child: decide (drift.py), then write; what the App no longer implies goes
@@ -214,6 +217,14 @@ def _observe(app: App, now: datetime) -> Observed:
     return Observed(name=app.name, namespace=app.namespace, generation=app.generation,
                     old_status=app.status, now=now, spec=app.spec, replicas=workload_replicas(app.spec, now),
                     active_schedule=window.name if window else None)
+
+
+def _served(desired: list[Json], unserved: frozenset[str]) -> tuple[list[Json], list[Problem]]:
+    """The children whose API is served, and a problem for each that waits for its API."""
+    waiting = [o for o in desired if o["kind"] in unserved]
+    return [o for o in desired if o["kind"] not in unserved], [
+        Problem(reasons.NOT_SERVED, f"{o['kind']} {o['metadata']['name']}: the API server does not serve "
+                                    f"{o['apiVersion']} {o['kind']}; it is created once it does") for o in waiting]
 
 
 def _failed_create(kube: Kube, workload: Json | None) -> Problem | None:

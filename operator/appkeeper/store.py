@@ -224,6 +224,20 @@ class Store:
         self._orphan_count = 0
         # Apps that appeared after some of their objects: those kinds are listed once (`unfilled`).
         self._unfilled: dict[AppKey, set[str]] = {}
+        # Optional kinds (kinds.Kind.optional) the API server was last seen not to serve.
+        self._unserved: frozenset[str] = frozenset()
+
+    # Optional kinds
+    def served(self, kind: str, served: bool) -> bool:
+        """Records whether the API server serves `kind`; True if that changed."""
+        with self._lock:
+            before = self._unserved
+            self._unserved = before - {kind} if served else before | {kind}
+            return before != self._unserved
+
+    def unserved(self) -> frozenset[str]:
+        with self._lock:
+            return self._unserved
 
     # Apps
     def put_app(self, body: Json) -> bool:
@@ -392,7 +406,8 @@ class Store:
             children = tuple(sorted((k, _rv(o)) for k, o in self._children.get(key, {}).items()))
             pods = tuple(sorted((k, _rv(o)) for k, o in self._pods.get(key, {}).items()))
             stamp = (app["metadata"].get("uid"), _rv(app))
-        return stamp, children, pods, self.configs.state(key)
+            unserved = self._unserved
+        return stamp, children, pods, self.configs.state(key), unserved
 
     def namespaces(self) -> set[str]:
         with self._lock:

@@ -33,14 +33,29 @@ def verify(kube: Kube, store: Store, namespaces: list[str] | None = None,
         gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App",
                                                    app.api_version))
         for kind in kinds:
-            listed = typed(kube.list(kind.api_version, kind.kind, namespace, LABEL_APP), kind.kind, kind.api_version)
-            stale |= store.replace(kind.kind, namespace, listed)
+            stale |= store.replace(kind.kind, namespace, list_kind(kube, store, kind, namespace, LABEL_APP))
         if gone:
             log.info("Apps gone while unwatched: %s", ", ".join(f"{ns}/{n}" for ns, n in sorted(gone)))
     stale = {k for k in stale if store.app(k) is not None}
     if stale:
         log.info("the store was behind the API for %d App(s); reconciling them", len(stale))
     return stale
+
+
+def list_kind(kube: Kube, store: Store, kind: Kind, namespace: str, selector: str) -> list[Json]:
+    """The objects of `kind` in `namespace` ("": all) that match `selector`. An optional kind the API
+    server does not serve (404 on the list) has none, and the store records it unserved."""
+    try:
+        items = kube.list(kind.api_version, kind.kind, namespace, selector)
+    except ApiError as e:
+        if not (kind.optional and e.status == 404):
+            raise
+        if store.served(kind.kind, False):
+            log.info("%s (%s) is not served by the API server: Apps that ask for one wait for it",
+                     kind.kind, kind.api_version)
+        return []
+    store.served(kind.kind, True)
+    return typed(items, kind.kind, kind.api_version)
 
 
 def typed(items: list[Json], kind: str, api_version: str) -> list[Json]:
@@ -74,10 +89,8 @@ def fill_app(kube: Kube, store: Store, key: AppKey) -> None:
     kinds = store.unfilled(key)
     try:
         for name in sorted(kinds):
-            kind = BY_KIND[name]
-            for obj in typed(kube.list(kind.api_version, kind.kind, key[0], f"{LABEL_APP}={key[1]}"), kind.kind,
-                             kind.api_version):
-                (store.put_pod if kind.kind == "Pod" else store.put_child)(obj)
+            for obj in list_kind(kube, store, BY_KIND[name], key[0], f"{LABEL_APP}={key[1]}"):
+                (store.put_pod if name == "Pod" else store.put_child)(obj)
     except ApiError:
         store.refill(key, kinds)
         raise

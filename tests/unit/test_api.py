@@ -123,3 +123,18 @@ def test_an_empty_ingress_still_asks_for_an_ingress() -> None:
     assert (spec.ingress.port, spec.ingress.path, spec.ingress.path_type) == ("http", "/", "Prefix")
     with pytest.raises(SpecError, match=r"spec\.autoscaling\.maxReplicas"):
         parse_spec({"image": "x", "autoscaling": {}})
+
+
+def test_a_network_policy_peer_names_an_app_or_a_namespace() -> None:
+    from appkeeper.api import Peer, SpecError, parse_spec
+
+    spec = parse_spec({"image": "nginx", "networkPolicy": {"ingressFrom": [{"app": "web"}, {"namespace": "ops"}]}})
+    assert spec.network_policy is not None
+    assert spec.network_policy.ingress_from == (Peer("web", None), Peer(None, "ops"))
+    assert parse_spec({"image": "nginx"}).network_policy is None
+    with pytest.raises(SpecError) as e:
+        parse_spec({"image": "nginx", "networkPolicy": {"ingressFrom": [{"app": "web"}, {}]}})
+    assert e.value.field == "spec.networkPolicy.ingressFrom[1]"
+    with pytest.raises(SpecError) as e:
+        parse_spec({"image": "nginx", "networkPolicy": {"ingressFrom": [{"app": "Not_A_Name"}]}})
+    assert e.value.field == "spec.networkPolicy.ingressFrom[0].app"

@@ -32,6 +32,7 @@ def test_the_admission_policy_checks_every_child_kind_of_the_table() -> None:
     """Finding 5 / one table: the policy's per-child checks are generated from kinds.py."""
     gen = hack("gen_admission")
     assert gen.render() == gen.OUT.read_text(), "the admission checks are stale: run python3 hack/gen_admission.py"
+    assert gen.render_rules() == gen.RULES.read_text(), "the chart's RBAC is stale: run python3 hack/gen_admission.py"
     from appkeeper.kinds import CHILDREN
 
     for kind in CHILDREN:

@@ -10,7 +10,7 @@ import pytest
 
 from appkeeper import informer
 from appkeeper.informer import RELIST, Informer, handle
-from appkeeper.kinds import BY_KIND
+from appkeeper.kinds import BY_KIND, Kind
 from appkeeper.kube import ApiError
 from appkeeper.store import Store
 
@@ -99,9 +99,9 @@ class ScriptedKube:
         return Stream(self._next("watch", rv))
 
 
-def run(kube: ScriptedKube, store: Store) -> list[tuple[str, str]]:
+def run(kube: ScriptedKube, store: Store, kind: Kind = DEPLOYMENT) -> list[tuple[str, str]]:
     queued: list[tuple[str, str]] = []
-    inf = Informer(kube, store, DEPLOYMENT, "ns", queued.append)  # type: ignore[arg-type]
+    inf = Informer(kube, store, kind, "ns", queued.append, optional_poll=0.0)  # type: ignore[arg-type]
     kube.informer = inf
     thread = threading.Thread(target=inf.run)
     thread.start()
@@ -149,3 +149,34 @@ def test_a_refusal_relists_and_backs_off_exponentially(monkeypatch: pytest.Monke
     assert kube.calls[:6] == [("list", "ns"), ("list", "ns"), ("list", "ns"), ("watch", "7"),
                               ("list", "ns"), ("watch", "9")]
     assert delays[:3] == [1, 2, 3]  # failures in a row: only a watch that ran its course starts the count again
+
+
+def test_an_optional_kind_not_served_is_looked_for_quietly_and_watched_once_it_is(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(informer, "retry_delay", lambda *a: 0.0)
+    policy = BY_KIND["NetworkPolicy"]
+    assert policy.optional
+    store = Store()
+    store.put_app(app("shop"))
+    missing = ApiError(404, "NotFound", "the server could not find the requested resource")
+    kube = ScriptedKube([("list", missing), ("list", missing), ("list", missing),
+                         ("list", ([child("shop", "5")], "5")), ("watch", [])])
+    caplog.set_level("INFO", "appkeeper.informer")
+    queued = run(kube, store, policy)
+    assert kube.calls[:5] == [("list", "ns")] * 4 + [("watch", "5")]
+    # One line when it is found missing, one when it appears; no warning while it is away.
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "served" in r.getMessage()]
+    assert [level for level, _ in lines] == ["INFO", "INFO"]
+    assert "not served" in lines[0][1]
+    assert "served now" in lines[1][1]
+    assert store.unserved() == frozenset()
+    assert queued.count(("ns", "shop")) >= 2  # queued when found missing (it waits) and when served (it gets one)
+    assert store.child(("ns", "shop"), ("NetworkPolicy", "shop")) is not None
+
+
+def test_a_required_kind_not_found_is_an_error_not_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(informer, "retry_delay", lambda *a: 0.0)
+    store = Store()
+    kube = ScriptedKube([("list", ApiError(404, "NotFound", "no")), ("list", ([], "3"))])
+    run(kube, store)
+    assert store.unserved() == frozenset()

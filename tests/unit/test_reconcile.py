@@ -768,3 +768,65 @@ def test_forget_is_safe_while_other_reconciles_record_their_writes() -> None:
         for t in threads:
             t.join()
     assert errors == []
+
+
+POLICY = dict(WEB, networkPolicy={"ingressFrom": [{"app": "frontend"}]})
+
+
+def test_a_network_policy_is_a_child_like_any_other(w: World) -> None:
+    w.put_app(**POLICY)
+    w.reconcile()
+    policy = w.child("NetworkPolicy")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"appkeeper.dev/app": "shop"}}
+    assert {"podSelector": {"matchLabels": {"appkeeper.dev/app": "frontend"}}} in policy["spec"]["ingress"][0]["from"]
+    w.kube.remove("NetworkPolicy", NS, "shop")
+    w.reconcile()
+    assert w.child("NetworkPolicy")  # repaired
+    w.put_app(**WEB)  # the spec drops it: it goes
+    w.reconcile()
+    assert w.kube.obj("NetworkPolicy", NS, "shop") is None
+
+
+def test_an_optional_kind_not_served_waits_without_a_write_then_is_created(w: World) -> None:
+    w.put_app(**POLICY)
+    w.store.served("NetworkPolicy", False)  # the informer found its API missing
+    outcome = w.reconcile()
+    assert not [c for c in w.kube.writes() if c[1] == "NetworkPolicy"]
+    assert w.child("Deployment")  # the rest goes on
+    degraded = w.condition("Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "NotServed")
+    assert "NetworkPolicy shop" in degraded["message"]
+    assert outcome.requeue_after is None  # no polling per App: the informer queues it when the API appears
+    w.reconcile()  # nothing changed: settled
+    assert w.kube.writes() == []
+    w.store.served("NetworkPolicy", True)  # the API appears; the informer queues every App
+    w.reconcile()
+    assert w.child("NetworkPolicy")
+    assert w.condition("Degraded")["status"] == "False"
+
+
+def test_verify_lists_an_optional_kind_not_served_as_empty(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from appkeeper.kinds import WATCHED
+    from appkeeper.verify import verify
+
+    w.put_app(**POLICY)
+    w.reconcile()
+    real = w.kube.list
+
+    def missing(api_version: str, kind: str, namespace: str, selector: str) -> list[Json]:
+        if kind == "NetworkPolicy":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return real(api_version, kind, namespace, selector)
+
+    monkeypatch.setattr(w.kube, "list", missing)
+    stale = verify(w.kube, w.store, [NS], kinds=WATCHED)  # type: ignore[arg-type]
+    assert stale == {(NS, "shop")}  # the store held one: the App is reconciled (and says it waits)
+    assert w.store.unserved() == {"NetworkPolicy"}
+    def required_missing(api_version: str, kind: str, namespace: str, selector: str) -> list[Json]:
+        if kind == "Deployment":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return missing(api_version, kind, namespace, selector)
+
+    monkeypatch.setattr(w.kube, "list", required_missing)
+    with pytest.raises(ApiError):  # a required kind's 404 is an error
+        verify(w.kube, w.store, [NS], kinds=WATCHED)  # type: ignore[arg-type]

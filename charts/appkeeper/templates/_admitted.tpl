@@ -40,4 +40,9 @@
       messageExpression: >-
         'user ' + request.userInfo.username + ' may not create poddisruptionbudgets.policy in namespace ' +
         variables.ns + ', and this App would have the operator create one for them'
+    - expression: "!(has(variables.spec.networkPolicy)) || authorizer.group('networking.k8s.io').resource('networkpolicies').namespace(variables.ns).check('create').allowed()"
+      reason: Forbidden
+      messageExpression: >-
+        'user ' + request.userInfo.username + ' may not create networkpolicies.networking.k8s.io in namespace ' +
+        variables.ns + ', and this App would have the operator create one for them'
 {{- end }}
