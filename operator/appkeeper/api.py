@@ -133,6 +133,13 @@ class Disruption:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    port: str  # a name in spec.ports
+    path: str
+    interval: str
+
+
+@dataclass(frozen=True)
 class Peer:
     app: str | None  # an App's pods; None: every pod of `namespace`
     namespace: str | None  # None: the App's own namespace
@@ -184,6 +191,7 @@ class AppSpec:
     pod: PodOptions
     config_rollout: bool = True  # a change of a referenced ConfigMap rolls the pods (config.py)
     network_policy: NetworkPolicy | None = None
+    metrics: Metrics | None = None
 
     @property
     def per_replica_volumes(self) -> tuple[Volume, ...]:
@@ -281,6 +289,7 @@ def _parse_spec(raw: Json) -> AppSpec:
         disruption=_disruption(raw["disruption"]) if raw.get("disruption") is not None else None,
         pod=_pod(raw.get("pod") or {}),
         network_policy=_network_policy(raw["networkPolicy"]) if raw.get("networkPolicy") is not None else None,
+        metrics=_metrics(raw["metrics"], ports, service) if raw.get("metrics") is not None else None,
     )
 
 
@@ -505,6 +514,23 @@ def _disruption(raw: Json) -> Disruption:
     if (lo is None) == (hi is None):
         raise SpecError("spec.disruption", "needs exactly one of minAvailable, maxUnavailable")
     return Disruption(min_available=lo, max_unavailable=hi)
+
+
+INTERVAL = re.compile(r"[1-9][0-9]{0,5}(s|m)")
+
+
+def _metrics(raw: Json, ports: tuple[Port, ...], service: Service) -> Metrics:
+    port = raw.get("port")
+    if port not in {p.name for p in ports}:
+        raise SpecError("spec.metrics.port", f"must name one of spec.ports, got {str(port)[:64]!r}")
+    if service.type == "None":
+        raise SpecError("spec.metrics", "needs the App's Service (spec.service.type is None)")
+    path, interval = str(raw.get("path", "/metrics")), str(raw.get("interval", "30s"))
+    if not path.startswith("/") or len(path) > 1024:
+        raise SpecError("spec.metrics.path", "must start with / (at most 1024 characters)")
+    if not INTERVAL.fullmatch(interval):
+        raise SpecError("spec.metrics.interval", f"must be like 30s or 1m, got {interval[:16]!r}")
+    return Metrics(str(port), path, interval)
 
 
 def _network_policy(raw: Json) -> NetworkPolicy:

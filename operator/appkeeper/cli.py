@@ -91,6 +91,9 @@ def parser() -> argparse.ArgumentParser:
                      help=f"concurrent reconciles (default {Options.workers})")
     run.add_argument("--resync-seconds", type=float, default=Options.resync_seconds,
                      help=f"reconcile every App at least this often (default {Options.resync_seconds:.0f})")
+    run.add_argument("--optional-kinds-poll-seconds", type=float, default=Options.optional_poll_seconds,
+                     help="how often the API of a missing optional child kind (ServiceMonitor, NetworkPolicy) is "
+                          f"looked for (default {Options.optional_poll_seconds:.0f})")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")
     run.add_argument("--health-port", type=int, default=8081, help="/healthz (alive) and /readyz (serving) port")
     run.add_argument("--bind-address", default="0.0.0.0",
@@ -185,10 +188,10 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
     from . import handlers  # registers the kopf handlers
 
     options = Options(workers=args.workers, resync_seconds=args.resync_seconds,
-                               kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
-                               namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
-                               admission_policy=args.admission_policy,
-                               own_namespace=args.leader_election_namespace)
+                      optional_poll_seconds=args.optional_kinds_poll_seconds,
+                      kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
+                      namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
+                      admission_policy=args.admission_policy, own_namespace=args.leader_election_namespace)
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
     try:

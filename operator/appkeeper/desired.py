@@ -368,5 +368,14 @@ def build_network_policy(app: App) -> Json:
     return _child(app, "networking.k8s.io/v1", "NetworkPolicy", app.name, "spec", spec)
 
 
+def build_service_monitor(app: App) -> Json:
+    """Prometheus scrapes the App's pods through its Service, on the port it names."""
+    m = app.spec.metrics
+    assert m is not None
+    spec = {"selector": {"matchLabels": selector(app.name)}, "namespaceSelector": {"matchNames": [app.namespace]},
+            "endpoints": [{"port": m.port, "path": m.path, "interval": m.interval}]}
+    return _child(app, "monitoring.coreos.com/v1", "ServiceMonitor", app.name, "spec", spec)
+
+
 def child_key(obj: Json) -> tuple[str, str]:
     return obj["kind"], obj["metadata"]["name"]

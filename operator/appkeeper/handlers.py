@@ -151,7 +151,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await loop.run_in_executor(None, partial(verify, kube, rt.store, rt.options.namespaces or [""], kinds=()))
     except ApiError as e:  # safe, only dearer: each App's objects are listed when it appears
         log.warning("could not list the Apps before their objects: %s", e)
-    rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue)
+    rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue,
+                                  rt.options.optional_poll_seconds)
 
 
 def _control(rt: Runtime) -> Controller:

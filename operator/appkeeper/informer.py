@@ -152,9 +152,10 @@ class Informer:
 
 
 def start(kube: Kube, store: Store, kinds: tuple[Kind, ...], namespaces: list[str],
-          notify: Callable[[AppKey], None]) -> list[Informer]:
+          notify: Callable[[AppKey], None], optional_poll: float = OPTIONAL_POLL) -> list[Informer]:
     """An informer per kind and namespace ([]: one per kind, cluster-wide), each in a daemon thread."""
-    informers = [Informer(kube, store, kind, ns, notify) for kind in kinds for ns in namespaces or [""]]
+    informers = [Informer(kube, store, kind, ns, notify, optional_poll=optional_poll)
+                 for kind in kinds for ns in namespaces or [""]]
     for informer in informers:
         threading.Thread(target=informer.run, name=f"watch-{informer.kind.plural}-{informer.namespace or 'all'}",
                          daemon=True).start()

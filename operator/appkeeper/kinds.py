@@ -22,6 +22,7 @@ from .desired import (
     build_network_policy,
     build_pdb,
     build_service,
+    build_service_monitor,
     build_workload,
     workload_replicas,
 )
@@ -107,6 +108,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", WRITE, watched=True, optional=True,
          admit="has(variables.spec.networkPolicy)",
          build=lambda app, _: [build_network_policy(app)] if app.spec.network_policy is not None else []),
+    Kind("ServiceMonitor", "monitoring.coreos.com/v1", "servicemonitors", WRITE, watched=True, optional=True,
+         admit="has(variables.spec.metrics)",
+         build=lambda app, _: [build_service_monitor(app)] if app.spec.metrics is not None else []),
     # Read, never written: pods say why an App cannot run; ReplicaSets hold rollback templates.
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
     Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),

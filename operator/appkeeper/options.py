@@ -18,4 +18,5 @@ class Options:
     namespaces: list[str] = field(default_factory=list)  # watched; []: all
     denied: list[str] = field(default_factory=list)  # never served, never written (operatorNamespacesDenied)
     admission_policy: str | None = None  # its absence is reported (guard.py)
+    optional_poll_seconds: float = 30.0  # how often a missing optional kind's API is looked for
     own_namespace: str = "default"  # where the operator's Events about itself go

@@ -138,3 +138,20 @@ def test_a_network_policy_peer_names_an_app_or_a_namespace() -> None:
     with pytest.raises(SpecError) as e:
         parse_spec({"image": "nginx", "networkPolicy": {"ingressFrom": [{"app": "Not_A_Name"}]}})
     assert e.value.field == "spec.networkPolicy.ingressFrom[0].app"
+
+
+def test_metrics_name_a_port_of_the_service() -> None:
+    from appkeeper.api import Metrics, SpecError, parse_spec
+
+    ports = [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090}]
+    assert parse_spec({"image": "nginx", "ports": ports, "metrics": {"port": "metrics"}}).metrics == \
+        Metrics("metrics", "/metrics", "30s")
+    for metrics, field in [({"port": "nope"}, "spec.metrics.port"), ({"port": "http", "interval": "0s"},
+                                                                      "spec.metrics.interval"),
+                           ({"port": "http", "path": "metrics"}, "spec.metrics.path")]:
+        with pytest.raises(SpecError) as e:
+            parse_spec({"image": "nginx", "ports": ports, "metrics": metrics})
+        assert e.value.field == field
+    with pytest.raises(SpecError) as e:
+        parse_spec({"image": "nginx", "ports": ports, "service": {"type": "None"}, "metrics": {"port": "http"}})
+    assert e.value.field == "spec.metrics"

@@ -29,6 +29,7 @@ MINIMAL: dict[str, Any] = {
     "autoscaling": {"maxReplicas": 3},
     "schedules": [{"name": "s", "start": "0 8 * * *", "end": "0 9 * * *", "replicas": 1}],
     "rollout": {},
+    "metrics": {"port": "http"},
 }
 
 
@@ -59,7 +60,7 @@ def test_crd_default_is_what_the_model_assumes(path: tuple[str, ...], default: A
     base: dict[str, Any] = {"image": "nginx:1.27"}
     if top in MINIMAL:
         base[top] = copy.deepcopy(MINIMAL[top])
-    if top == "ingress":
+    if top in ("ingress", "metrics"):
         base["ports"] = copy.deepcopy(MINIMAL["ports"])
     elif len(path) > 1:
         assert top in MINIMAL, f"add a minimal spec.{top} to MINIMAL to check its defaults"

@@ -37,6 +37,7 @@ CASES: dict[str, dict[str, Any]] = {
         "pod": {"labels": {"team": "web"}, "annotations": {"prometheus.io/scrape": "true"}},
         "networkPolicy": {"ingressFrom": [{"app": "frontend"}, {"namespace": "monitoring"},
                                           {"app": "agent", "namespace": "ops"}]},
+        "metrics": {"port": "metrics"},
     },
     "stateful": {
         "replicas": 3,
@@ -86,7 +87,8 @@ def test_every_child_has_contract_labels_and_owner(case: str) -> None:
 def test_kinds_and_names() -> None:
     got = [(c["kind"], c["metadata"]["name"]) for c in render(CASES["full"])]
     assert got == [("Deployment", "shop"), ("Service", "shop"), ("PersistentVolumeClaim", "shop-data"),
-                   ("Ingress", "shop"), ("PodDisruptionBudget", "shop"), ("NetworkPolicy", "shop")]
+                   ("Ingress", "shop"), ("PodDisruptionBudget", "shop"), ("NetworkPolicy", "shop"),
+                   ("ServiceMonitor", "shop")]
     assert [c["kind"] for c in render(CASES["stateful"])] == ["StatefulSet", "Service"]
     assert [c["kind"] for c in render(CASES["autoscaled"])] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
 

@@ -45,4 +45,9 @@
       messageExpression: >-
         'user ' + request.userInfo.username + ' may not create networkpolicies.networking.k8s.io in namespace ' +
         variables.ns + ', and this App would have the operator create one for them'
+    - expression: "!(has(variables.spec.metrics)) || authorizer.group('monitoring.coreos.com').resource('servicemonitors').namespace(variables.ns).check('create').allowed()"
+      reason: Forbidden
+      messageExpression: >-
+        'user ' + request.userInfo.username + ' may not create servicemonitors.monitoring.coreos.com in namespace ' +
+        variables.ns + ', and this App would have the operator create one for them'
 {{- end }}
