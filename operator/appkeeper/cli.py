@@ -22,6 +22,7 @@ from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
 from .malloc import fix_mmap_threshold
 from .options import Options
+from .quiet import RepeatFilter
 
 log = logging.getLogger("appkeeper")
 DENIED_DEFAULT = ("kube-system", "kube-public", "kube-node-lease")
@@ -62,6 +63,7 @@ def configure_logging(fmt: str, level: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())  # a warning that repeats is written once per window, with a count
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -113,6 +113,10 @@ class Controller:
         await self.leading.wait()
         await self.api_up.wait()
         key = await self.queue.get()
+        # Waiting for a key may outlast a gate (a retry that fires while the API server is away):
+        # the key is held, not tried, until both are open again.
+        await self.leading.wait()
+        await self.api_up.wait()
         metrics.QUEUE_DEPTH.set(len(self.queue))
         shard = self._enter(key)
         try:

@@ -35,7 +35,8 @@ from .verify import api_answers, fill, verify
 from .workqueue import WorkQueue, spread
 
 log = logging.getLogger("appkeeper")
-PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is back
+PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is away
+AWAY_PROBE_SECONDS = 1.0  # and while it is away, to notice it is back (one connection each)
 POLICY_SECONDS = 30.0  # how often the admission policy's presence is checked
 TRIM_SECONDS = 10.0  # how often free heap pages are given back (a few ms of CPU each)
 
@@ -358,12 +359,15 @@ async def _resync(rt: Runtime) -> None:
     control = _control(rt)
     kube, last = rt.reconciler.deps.kube, loop.time()
     while True:
-        await asyncio.sleep(min(PROBE_SECONDS, rt.options.resync_seconds))
+        away = not control.api_up.is_set()
+        await asyncio.sleep(min(AWAY_PROBE_SECONDS if away else PROBE_SECONDS, rt.options.resync_seconds))
         due = loop.time() - last >= rt.options.resync_seconds
-        if not due and control.api_up.is_set():
-            if await loop.run_in_executor(None, api_answers, kube):
+        if not due or away:
+            if not await loop.run_in_executor(None, api_answers, kube):
+                control.api_up.clear()  # the workers wait: retrying every App against a dead server is a hot loop
                 continue
-            control.api_up.clear()  # the workers wait: retrying every App against a dead server is a hot loop
+            if not due and not away:
+                continue
         try:  # the informers keep the children; after an outage, check them at once all the same
             kinds = WATCHED if not control.api_up.is_set() else ()
             stale = await loop.run_in_executor(None, partial(verify, kube, rt.store, kinds=kinds))

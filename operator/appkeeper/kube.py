@@ -203,7 +203,7 @@ class WatchStream:
 
 class Kube:
     def __init__(self, cfg: Configuration, pool_size: int = 16, timeout: float = 30.0,
-                 identity: str | None = None, connect_retries: int = 3) -> None:
+                 identity: str | None = None, connect_retries: int = 0) -> None:
         self.cfg = cfg
         self.connect_retries = connect_retries
         # Called before every write but a Lease's; raises Fenced once this replica may no longer

@@ -256,3 +256,20 @@ def test_a_hand_over_waits_for_the_reconcile_of_its_shard_that_runs() -> None:
     _, _, reconciler = run(scenario, slow, shards=shards)
     assert seen == [1, 0]
     assert reconciler.calls == [KEY]
+
+
+def test_a_retry_that_fires_while_the_api_server_is_away_is_held_not_tried() -> None:
+    async def scenario(control: Controller, queue: FakeQueue) -> None:
+        task = asyncio.create_task(control.process_one())
+        await idle()  # the worker passed the gates and waits for a key
+        control.api_up.clear()  # the server goes away meanwhile
+        queue.keys.put_nowait(KEY)  # a retry fires
+        await idle()
+        assert queue.keys.qsize() == 0  # taken, but held at the gate
+        assert not control.reconciler.calls  # type: ignore[attr-defined]
+        control.api_up.set()
+        await task
+
+    _, queue, reconciler = run(scenario, Outcome())
+    assert reconciler.calls == [KEY]
+    assert queue.finished == [KEY]

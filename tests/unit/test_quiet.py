@@ -21,3 +21,26 @@ def test_repeats_are_written_once_per_window_then_counted(caplog: pytest.LogCapt
     assert lines == ["retry 0", "retry 30 (and 29 more like it in the last 30s)",
                      "retry 60 (and 29 more like it in the last 30s)"]
     assert repeats.log(log, logging.WARNING, "API 403", "another kind")  # kinds are counted apart
+
+
+def test_the_handler_filter_folds_lines_that_differ_in_numbers_paths_and_names() -> None:
+    from appkeeper.quiet import RepeatFilter
+
+    now = [0.0]
+    folded = RepeatFilter(window=30.0, clock=lambda: now[0])
+
+    def record(msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord("kopf._cogs.clients.watching", level, __file__, 1, msg, args or None, None)
+
+    kopf = [record(f"Request attempt #{i}/9 failed; will retry: GET https://127.0.0.1:6443/apis/{p}?watch=true")
+            for i, p in [(1, "apps"), (1, "configmaps"), (2, "apps"), (3, "configmaps")]]
+    assert [folded.filter(r) for r in kopf] == [True, False, False, False]
+    assert folded.filter(record("watch of %s failed (%s)", "Deployment", "0 Unreachable", level=logging.WARNING))
+    assert not folded.filter(record("watch of %s failed (%s)", "Ingress", "0 Unreachable", level=logging.WARNING))
+    assert folded.filter(record("something else entirely"))
+    assert folded.filter(record("info lines are never folded", level=logging.INFO))
+    assert folded.filter(record("info lines are never folded", level=logging.INFO))
+    now[0] = 31.0
+    later = record("Request attempt #5/9 failed; will retry: GET https://127.0.0.1:6443/apis/apps?watch=true")
+    assert folded.filter(later)
+    assert later.getMessage().endswith("(and 3 more like it in the last 30s)")

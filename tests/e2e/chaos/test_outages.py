@@ -26,6 +26,8 @@ from .proxy import Proxy
 
 OUTAGE = 20.0  # seconds each outage lasts
 MAX_RATE = 10.0  # connections per second the operator may open while the API server is away
+QUIET_RATE = 5.0  # (j): connections per second while the API server is away, 60 Apps being changed
+QUIET_LOG = 1.0  # (j): log lines per second meanwhile
 
 
 @pytest.fixture
@@ -111,6 +113,53 @@ def test_c_the_api_server_killed_then_etcd_frozen(ns: str, lc: ModuleType, proxi
     finally:
         stop_operator(op)
     assert "Traceback" not in op.log_text(), "the operator logged a crash"
+
+
+def written(ns: str, changed: list[str]) -> bool:
+    """The operator's part done: every App's status observed at its generation, and the changed
+    Apps' Deployments asked for 2 replicas (their pods are the cluster's controllers' part)."""
+    apps = items("apps", ns)
+    observed = all((a.get("status") or {}).get("observedGeneration") == a["metadata"]["generation"] for a in apps)
+    scaled = {d["metadata"]["name"] for d in items("deployments", ns) if d["spec"].get("replicas") == 2}
+    return observed and scaled == set(changed)
+
+
+def log_lines(op: Operator) -> int:
+    return len(op.log_text().splitlines())
+
+
+def test_j_quiet_while_the_api_server_is_away_and_converged_soon_after(
+        ns: str, lc: ModuleType, proxied: tuple[Proxy, Path], tmp_path: Path) -> None:
+    """60 Apps, 20 of them just changed by a client, when the API server is killed for 20 s: the
+    operator opens few connections and writes few log lines meanwhile (its retries are the work
+    loop's backoff, repeats are logged once with a count), and has written every App's new spec
+    and status 15 s after the API server is back. (Their pods follow when the cluster's own
+    controllers have reconnected, which is theirs to do: 60 s and more here.)"""
+    proxy, kubeconfig = proxied
+    names = [f"j{i:02d}" for i in range(60)]
+    op = start_operator(tmp_path, f"--namespace={ns}", f"--kubeconfig={kubeconfig}")
+    try:
+        apply_many(ns, names, **SPEC)
+        wait_for("60 Apps Ready", lambda: converged(ns, 60), timeout=180, interval=1)
+        apply_many(ns, names[:20], **{**SPEC, "replicas": 2})  # in flight when the server dies
+        lc.signal_component("kube-apiserver", signal.SIGKILL)
+        lines, t0 = log_lines(op), time.monotonic()
+        connections, _ = outage(proxy, op, OUTAGE)
+        logged = (log_lines(op) - lines) / (time.monotonic() - t0)
+        lc.restart_component("kube-apiserver")
+        t0 = time.monotonic()
+        wait_for("every App observed at its generation, the changed ones' Deployments at 2 replicas",
+                 lambda: written(ns, names[:20]), timeout=60, interval=0.5)
+        settled = time.monotonic() - t0
+        print(f"chaos(j): kube-apiserver killed {OUTAGE:.0f}s with 20 of 60 Apps just changed: "
+              f"{connections:.1f} connections/s, {logged:.2f} log lines/s; the operator converged {settled:.1f}s "
+              "after it was back")
+        assert connections <= QUIET_RATE, "too many connections while the API server was away"
+        assert logged <= QUIET_LOG, "too many log lines while the API server was away:\n" + \
+            "\n".join(op.log_text().splitlines()[lines:lines + 40])
+        assert settled <= 15.0, "slow to converge after the API server came back"
+    finally:
+        stop_operator(op)
 
 
 def test_f_children_deleted_in_a_partition_are_back_soon_after_it_heals(
