@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cluster, Operator, app, apply, get, kubectl, start_operator, stop_operator, wait_condition, wait_for
+from .conftest import (
+    Cluster,
+    Operator,
+    app,
+    apply,
+    get,
+    kubectl,
+    start_operator,
+    stop_operator,
+    wait_condition,
+    wait_for,
+)
 
 CRD_NAME = "servicemonitors.monitoring.coreos.com"
 # The smallest CRD that serves the kind (the Prometheus Operator's has the full schema).
@@ -61,7 +72,8 @@ def test_an_optional_child_waits_for_its_api_then_is_made_without_a_restart(oper
         'appkeeper_api_requests_total{code="404",verb="GET"}', 0.0) >= before + 3, timeout=10 * POLL)
     lines = monitor_lines(operator.log)
     assert len(lines) == 1, lines
-    assert '"level": "info"' in lines[0] and "not served" in lines[0]
+    assert '"level": "info"' in lines[0]
+    assert "not served" in lines[0]
 
     kubectl("apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
     wait_condition(f"crd/{CRD_NAME}", "Established")
