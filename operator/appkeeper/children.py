@@ -17,11 +17,13 @@ from .fields import created_not_applied, owned_fields, restore_lists, uncovered_
 from .kinds import CHILD_KINDS
 from .kube import ApiError
 from .outcome import Outcome
+from .quiet import Repeats
 from .status import Observed, Problem
 from .store import ChildKey, compact
 
 log = logging.getLogger("appkeeper.reconcile")
 REJECTED_RETRY = 30.0  # seconds until a child the API server refused is tried again
+REPEATS = Repeats()
 
 
 def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, outcome: Outcome) -> None:
@@ -113,7 +115,8 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
         outcome.repairs.append(action.reason)
         metrics.REPAIRS.labels(action.reason).inc()
         deps.recorder.post(app.ref, "Warning", reasons.REPAIRED, action.detail)
-        log.info("repaired %s: %s", where, action.detail)
+        # A child fought over is repaired again and again: one line per child and cause a while.
+        REPEATS.log(log, logging.INFO, (where, kind, name, action.reason), "repaired %s: %s", where, action.detail)
     elif isinstance(action, Create):
         outcome.created.append(f"{kind} {name}")
         log.info("reconciled %s: created %s %s", where, kind, name)

@@ -114,3 +114,33 @@ def test_a_namespace_goes_with_the_operator_stopped(tmp_path: Path, cluster: Any
              timeout=60, interval=1)
     print(f"chaos(d): namespace with 10 Apps and retained claims deleted in {time.monotonic() - t0:.1f}s, "
           "operator stopped")
+
+
+def test_k_a_child_fought_over_is_repaired_every_time_and_said_once(ns: str, cluster: Any, tmp_path: Path) -> None:
+    """A client deletes an App's Service as fast as it can for 20 s: the operator puts it back every
+    time, yet says so in one aggregated Event and about one log line per 30 s, not one per repair."""
+    from appkeeper.kube import Kube, load_configuration
+
+    op = start_operator(tmp_path, f"--namespace={ns}")
+    try:
+        apply_many(ns, ["k0"], **SPEC)
+        wait_for("the App Ready", lambda: converged(ns, 1), timeout=60)
+        kube = Kube(load_configuration(cluster.kubeconfig))
+        lines, deletions, t0 = len(op.log_text().splitlines()), 0, time.monotonic()
+        while time.monotonic() - t0 < 20:
+            if kube.delete("v1", "Service", ns, "k0"):
+                deletions += 1
+        elapsed = time.monotonic() - t0
+        logged = len(op.log_text().splitlines()) - lines
+        wait_for("the Service back", lambda: get("service", "k0", ns), timeout=30)
+        app = wait_for("the repairs counted", lambda: (a := get("app", "k0", ns)) and
+                       a["status"]["repairs"]["count"] >= deletions // 2 and a, timeout=30)
+        events = [e for e in items("events", ns) if e["reason"] == "Repaired"]
+        print(f"chaos(k): a Service deleted {deletions} times in {elapsed:.0f}s: {app['status']['repairs']['count']} "
+              f"repairs, {len(events)} Repaired Event(s) (count {sum(e.get('count', 1) for e in events)}), "
+              f"{logged} log lines ({logged / elapsed:.2f}/s)")
+        assert deletions >= 20
+        assert len(events) == 1
+        assert logged / elapsed <= 1.0, "\n".join(op.log_text().splitlines()[lines:lines + 30])
+    finally:
+        stop_operator(op)
