@@ -115,16 +115,18 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
         outcome.repairs.append(action.reason)
         metrics.REPAIRS.labels(action.reason).inc()
         deps.recorder.post(app.ref, "Warning", reasons.REPAIRED, action.detail)
-        # A child fought over is repaired again and again: one line per child and cause a while.
-        REPEATS.log(log, logging.INFO, (where, kind, name, action.reason), "repaired %s: %s", where, action.detail)
+        said = f"repaired {where}: {action.detail}"
     elif isinstance(action, Create):
         outcome.created.append(f"{kind} {name}")
-        log.info("reconciled %s: created %s %s", where, kind, name)
+        said = f"reconciled {where}: created {kind} {name}"
     elif isinstance(action, Apply) and action.reason == "Adopted":
         deps.recorder.post(app.ref, "Normal", reasons.ADOPTED, f"adopted {kind} {name} (it asked to be)")
-        log.info("reconciled %s: adopted %s %s", where, kind, name)
+        said = f"reconciled {where}: adopted {kind} {name}"
     else:
-        log.info("reconciled %s: applied %s %s", where, kind, name)
+        said = f"reconciled {where}: applied {kind} {name}"
+    # A child fought over is written again and again: one line per child and cause a while, with a count.
+    REPEATS.log(log, logging.INFO, (where, kind, name, type(action).__name__, getattr(action, "reason", "")), "%s",
+                said)
 
 
 def announce_created(deps: Deps, app: App, outcome: Outcome) -> None:
