@@ -126,8 +126,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         rt.tasks.append(asyncio.create_task(_heartbeat(rt.health), name="heartbeat"))
     loop = asyncio.get_running_loop()
 
-    def queue(key: AppKey) -> None:  # from an informer's thread
-        loop.call_soon_threadsafe(rt.queue.add, key)
+    def queue(key: AppKey, urgent: bool) -> None:  # from an informer's thread
+        loop.call_soon_threadsafe(rt.queue.add, key, urgent)
 
     if lease is None:
         control.leading.set()

@@ -23,7 +23,7 @@ from .api import Json
 from .desired import LABEL_APP
 from .kinds import Kind
 from .kube import ApiError, Kube, WatchStream
-from .store import AppKey, Store
+from .store import AppKey, Store, drifted, owner_of
 from .verify import typed
 from .workqueue import retry_delay
 
@@ -34,34 +34,37 @@ UNSERVED = None  # relist's answer when an optional kind is not served
 OPTIONAL_POLL = 30.0  # seconds between looks for an optional kind that is not served
 
 
-def handle(store: Store, kind: Kind, event: Json) -> tuple[AppKey | None, str]:
+def handle(store: Store, kind: Kind, event: Json) -> tuple[AppKey | None, str, bool]:
     """One watch event into the store: (the App it concerns, if any; the resourceVersion to resume
-    from, RELIST after a 410 Gone). Raises ApiError for any other ERROR event."""
+    from, RELIST after a 410 Gone; whether a repair is due: a child held was deleted or drifted).
+    Raises ApiError for any other ERROR event."""
     obj: Json = event.get("object") or {}
     if event.get("type") == "ERROR":
         if obj.get("code") == 410:
-            return None, RELIST
+            return None, RELIST, False
         raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or "WatchError"),
                        str(obj.get("message") or "the watch returned an error"))
     rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
     if event.get("type") == "BOOKMARK":
-        return None, rv
+        return None, rv, False
     obj.setdefault("kind", kind.kind)
     obj.setdefault("apiVersion", kind.api_version)
     deleted = event.get("type") == "DELETED"
     if kind.kind == "Pod":
-        owner = store.drop_pod(obj) if deleted else store.put_pod(obj)
-    else:
-        owner = store.drop_child(obj) if deleted else store.put_child(obj)
-    return owner, rv
+        return store.drop_pod(obj) if deleted else store.put_pod(obj), rv, False
+    was = owner_of(obj)
+    held = store.child(was, (kind.kind, obj["metadata"]["name"])) if was is not None else None
+    owner = store.drop_child(obj) if deleted else store.put_child(obj)
+    return owner, rv, held is not None and (deleted or drifted(held, obj))
 
 
 class Informer:
     """One kind in one namespace ("": all), labelled with an App. `run()` in a thread of its own
-    until `stop()`; every App whose objects changed goes to `notify` (called from that thread)."""
+    until `stop()`; every App whose objects changed goes to `notify(key, urgent)` (called from that
+    thread; urgent: a repair is due)."""
 
     def __init__(self, kube: Kube, store: Store, kind: Kind, namespace: str,
-                 notify: Callable[[AppKey], None], watch_seconds: int = 300,
+                 notify: Callable[[AppKey, bool], None], watch_seconds: int = 300,
                  optional_poll: float = OPTIONAL_POLL) -> None:
         self.kube, self.store, self.kind, self.namespace = kube, store, kind, namespace
         self.notify = notify
@@ -119,13 +122,13 @@ class Informer:
             items, rv = [], UNSERVED
         for owner in self.store.replace(self.kind.kind, self.namespace, typed(items, self.kind.kind,
                                                                              self.kind.api_version)):
-            self.notify(owner)
+            self.notify(owner, False)
         if self.kind.optional and self.store.served(self.kind.kind, rv is not UNSERVED):
             log.info("%s (%s) %s", self.kind.kind, self.kind.api_version,
                      f"is not served by the API server: looking for it every {self.optional_poll:.0f}s"
                      if rv is UNSERVED else "is served now: watching it")
             for key in self.store.app_keys():  # those that ask for one get it now (or say they wait)
-                self.notify(key)
+                self.notify(key, False)
         return rv
 
     def watch(self, rv: str) -> str:
@@ -139,9 +142,9 @@ class Informer:
             self._stream = stream
         try:
             for event in stream:
-                owner, rv = handle(self.store, self.kind, event)
+                owner, rv, urgent = handle(self.store, self.kind, event)
                 if owner is not None:
-                    self.notify(owner)
+                    self.notify(owner, urgent)
                 if rv == RELIST or self._stop.is_set():
                     break
         finally:
@@ -152,7 +155,7 @@ class Informer:
 
 
 def start(kube: Kube, store: Store, kinds: tuple[Kind, ...], namespaces: list[str],
-          notify: Callable[[AppKey], None], optional_poll: float = OPTIONAL_POLL) -> list[Informer]:
+          notify: Callable[[AppKey, bool], None], optional_poll: float = OPTIONAL_POLL) -> list[Informer]:
     """An informer per kind and namespace ([]: one per kind, cluster-wide), each in a daemon thread."""
     informers = [Informer(kube, store, kind, ns, notify, optional_poll=optional_poll)
                  for kind in kinds for ns in namespaces or [""]]

@@ -45,6 +45,21 @@ def slim(obj: Json, like: Json | None = None) -> Json:
     return slimmed
 
 
+def drifted(held: Json | None, new: Json) -> bool:
+    """Whether `new` changes what the operator declares of the child it holds as `held` (its spec or
+    data, its labels, annotations or owners), beyond its status: a repair is due, ahead of routine work."""
+    if held is None:
+        return False
+    dropped = DROPPED.get(str(new.get("kind")), ())
+    if any(held.get(k) != v for k, v in new.items() if k not in ("status", "metadata") and k not in dropped):
+        return True
+    old_meta, meta = held.get("metadata") or {}, new.get("metadata") or {}
+    if old_meta.get("labels") != meta.get("labels") or old_meta.get("ownerReferences") != meta.get("ownerReferences"):
+        return True
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    return bool((old_meta.get("annotations") or {}) != annotations)
+
+
 # What the store does not keep of a kind, because no decision reads it: a snapshot's data is
 # immutable and named by its hash (drift.py compares the rest).
 DROPPED: dict[str, tuple[str, ...]] = {"ConfigMap": ("data", "binaryData")}

@@ -1,9 +1,12 @@
 """A deduplicating work queue of App keys, as controller-runtime has: a key waits at most once,
-is processed by one worker at a time, and is re-queued if it changed while being processed."""
+is processed by one worker at a time, and is re-queued if it changed while being processed. Two
+priorities: an urgent key (a child deleted or drifted: a repair is due) is taken before every
+routine one (a resync, a status change), so repairs never wait behind a resync sweep."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -12,21 +15,27 @@ K = TypeVar("K", bound=Hashable)
 
 class WorkQueue(Generic[K]):
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
-        self._waiting: set[K] = set()
+        self._urgent: deque[K] = deque()
+        self._routine: deque[K] = deque()
+        self._ready = asyncio.Semaphore(0)  # one per key waiting
+        self._waiting: dict[K, bool] = {}  # key -> urgent
         self._active: set[K] = set()
-        self._dirty: set[K] = set()
+        self._dirty: dict[K, bool] = {}  # changed while active -> urgent
         self._timers: dict[K, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
         if key in self._active:
-            self._dirty.add(key)
+            self._dirty[key] = self._dirty.get(key, False) or urgent
         elif key not in self._waiting:
-            self._waiting.add(key)
-            self._queue.put_nowait(key)
+            self._waiting[key] = urgent
+            (self._urgent if urgent else self._routine).append(key)
+            self._ready.release()
+        elif urgent and not self._waiting[key]:  # moves up; its routine entry is skipped when reached
+            self._waiting[key] = True
+            self._urgent.append(key)
 
     def add_after(self, key: K, delay: float) -> None:
         """Adds `key` after `delay` seconds; an earlier pending timer for it wins."""
@@ -44,16 +53,25 @@ class WorkQueue(Generic[K]):
         self.add(key)
 
     async def get(self) -> K:
-        key = await self._queue.get()
-        self._waiting.discard(key)
+        await self._ready.acquire()
+        while self._urgent:
+            key = self._urgent.popleft()
+            if self._waiting.get(key) is True:
+                return self._take(key)
+        while True:  # a key waits once, so a routine entry still waiting is there
+            key = self._routine.popleft()
+            if self._waiting.get(key) is False:
+                return self._take(key)
+
+    def _take(self, key: K) -> K:
+        del self._waiting[key]
         self._active.add(key)
         return key
 
     def done(self, key: K) -> None:
         self._active.discard(key)
         if key in self._dirty:
-            self._dirty.discard(key)
-            self.add(key)
+            self.add(key, self._dirty.pop(key))
 
     def cancel_timers(self) -> None:
         for timer in self._timers.values():

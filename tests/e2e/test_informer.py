@@ -30,7 +30,7 @@ def test_an_informer_lists_follows_and_stops(cluster: Cluster, namespace: str) -
         store.put_app({"kind": "App", "metadata": {"name": name, "namespace": namespace, "uid": name,
                                                    "resourceVersion": "1"}})
     queued: list[tuple[str, str]] = []
-    informer = Informer(kube, store, CONFIGMAP, namespace, queued.append, watch_seconds=30)
+    informer = Informer(kube, store, CONFIGMAP, namespace, lambda key, _: queued.append(key), watch_seconds=30)
     thread = threading.Thread(target=informer.run, daemon=True)
     thread.start()
     try:

@@ -28,32 +28,36 @@ def app(name: str = "shop") -> dict[str, Any]:
 
 def test_events_go_into_the_store_and_name_their_app() -> None:
     store = Store()
-    assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "4")}) == (None, "4")  # no such App
+    assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "4")}) == (None, "4", False)  # no App
     assert store.children(("ns", "shop")) == {}
     store.put_app(app())
     assert store.unfilled(("ns", "shop")) == {"Deployment"}  # listed once, at its first reconcile
-    assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "5")}) == (("ns", "shop"), "5")
+    assert handle(store, DEPLOYMENT, {"type": "ADDED", "object": child("shop", "5")}) == (("ns", "shop"), "5", False)
     held = store.child(("ns", "shop"), ("Deployment", "shop"))
     assert held is not None
     assert held["kind"] == "Deployment"  # a watch's object is typed for the store's key
-    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": child("shop", "6")}) == (("ns", "shop"), "6")
-    assert handle(store, DEPLOYMENT, {"type": "DELETED", "object": child("shop", "7")}) == (("ns", "shop"), "7")
+    # A new version with only its status changed is routine; with its spec changed, or gone, a repair is due.
+    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": {**child("shop", "6"), "status": {"replicas": 1}}}) \
+        == (("ns", "shop"), "6", False)
+    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": {**child("shop", "7"), "spec": {"replicas": 9}}}) \
+        == (("ns", "shop"), "7", True)
+    assert handle(store, DEPLOYMENT, {"type": "DELETED", "object": child("shop", "8")}) == (("ns", "shop"), "8", True)
     assert store.child(("ns", "shop"), ("Deployment", "shop")) is None
-    assert handle(store, POD, {"type": "ADDED", "object": child("shop-abc", "8")}) == (("ns", "shop"), "8")
+    assert handle(store, POD, {"type": "ADDED", "object": child("shop-abc", "9")}) == (("ns", "shop"), "9", False)
     assert [p["metadata"]["name"] for p in store.pods(("ns", "shop"))] == ["shop-abc"]
 
 
 def test_a_bookmark_moves_the_resource_version_only() -> None:
     store = Store()
     bookmark = {"type": "BOOKMARK", "object": {"kind": "Deployment", "metadata": {"resourceVersion": "42"}}}
-    assert handle(store, DEPLOYMENT, bookmark) == (None, "42")
+    assert handle(store, DEPLOYMENT, bookmark) == (None, "42", False)
     assert store.children(("ns", "shop")) == {}
 
 
 def test_gone_asks_for_a_relist_and_other_errors_raise() -> None:
     store = Store()
     gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}}
-    assert handle(store, DEPLOYMENT, gone) == (None, RELIST)
+    assert handle(store, DEPLOYMENT, gone) == (None, RELIST, False)
     with pytest.raises(ApiError) as e:
         handle(store, DEPLOYMENT, {"type": "ERROR", "object": {"code": 500, "reason": "InternalError"}})
     assert e.value.status == 500
@@ -101,7 +105,8 @@ class ScriptedKube:
 
 def run(kube: ScriptedKube, store: Store, kind: Kind = DEPLOYMENT) -> list[tuple[str, str]]:
     queued: list[tuple[str, str]] = []
-    inf = Informer(kube, store, kind, "ns", queued.append, optional_poll=0.0)  # type: ignore[arg-type]
+    inf = Informer(kube, store, kind, "ns", lambda key, _: queued.append(key),  # type: ignore[arg-type]
+                   optional_poll=0.0)
     kube.informer = inf
     thread = threading.Thread(target=inf.run)
     thread.start()

@@ -265,3 +265,20 @@ def test_an_app_seen_after_its_objects_lists_them_at_its_first_reconcile() -> No
     listed = [c for c in w.kube.calls if c[0] == "list"]
     assert sorted(c[1] for c in listed) == ["Deployment", "Service"]
     assert not [c for c in w.kube.calls if c[0] in ("create", "apply")]  # it knew them: nothing written
+
+
+def test_drift_is_a_change_of_what_we_declare_not_of_status() -> None:
+    from appkeeper.store import drifted
+
+    held = {"kind": "Service", "metadata": {"name": "s", "labels": {"a": "1"}, "annotations": {"x": "1"},
+                                            "resourceVersion": "1"}, "spec": {"ports": [80]}, "status": {}}
+    assert not drifted(None, held)
+    assert not drifted(held, {**held, "metadata": {**held["metadata"], "resourceVersion": "2"},
+                              "status": {"loadBalancer": {}}})
+    assert drifted(held, {**held, "spec": {"ports": [81]}})
+    assert drifted(held, {**held, "metadata": {**held["metadata"], "labels": {}}})
+    assert drifted(held, {**held, "metadata": {**held["metadata"], "annotations": {"x": "2"}}})
+    assert not drifted(held, {**held, "metadata": {**held["metadata"], "annotations": {
+        "x": "1", "kubectl.kubernetes.io/last-applied-configuration": "{}"}}})
+    snapshot = {"kind": "ConfigMap", "metadata": {"name": "c"}}  # the store drops a snapshot's data
+    assert not drifted(snapshot, {**snapshot, "data": {"k": "v"}})

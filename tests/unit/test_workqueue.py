@@ -48,3 +48,19 @@ def test_a_resync_is_spread_evenly_over_its_window() -> None:
     per_second = [sum(1 for d in delays if s <= d < s + 1) for s in range(150)]
     assert max(per_second) <= 7
     assert spread([], 150.0) == []
+
+
+def test_urgent_keys_go_first_and_a_waiting_key_moves_up() -> None:
+    async def scenario() -> list[str]:
+        q: WorkQueue[str] = WorkQueue()
+        for key in ("r1", "r2", "r3"):
+            q.add(key)  # a resync sweep
+        q.add("repair", urgent=True)
+        q.add("r3", urgent=True)  # a routine key drifts while it waits: it moves up, once
+        assert len(q) == 4
+        first = await q.get()
+        q.add(first, urgent=True)  # drifted again while being processed
+        q.done(first)
+        return [first] + [await q.get() for _ in range(4)]
+
+    assert asyncio.run(scenario()) == ["repair", "r3", "repair", "r1", "r2"]
