@@ -37,10 +37,10 @@ def test_events_go_into_the_store_and_name_their_app() -> None:
     assert held is not None
     assert held["kind"] == "Deployment"  # a watch's object is typed for the store's key
     # A new version with only its status changed is routine; with its spec changed, or gone, a repair is due.
-    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": {**child("shop", "6"), "status": {"replicas": 1}}}) \
-        == (("ns", "shop"), "6", False)
-    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": {**child("shop", "7"), "spec": {"replicas": 9}}}) \
-        == (("ns", "shop"), "7", True)
+    status_only = {**child("shop", "6"), "status": {"replicas": 1}}
+    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": status_only}) == (("ns", "shop"), "6", False)
+    spec_changed = {**child("shop", "7"), "spec": {"replicas": 9}}
+    assert handle(store, DEPLOYMENT, {"type": "MODIFIED", "object": spec_changed}) == (("ns", "shop"), "7", True)
     assert handle(store, DEPLOYMENT, {"type": "DELETED", "object": child("shop", "8")}) == (("ns", "shop"), "8", True)
     assert store.child(("ns", "shop"), ("Deployment", "shop")) is None
     assert handle(store, POD, {"type": "ADDED", "object": child("shop-abc", "9")}) == (("ns", "shop"), "9", False)

@@ -136,7 +136,7 @@ def test_k_a_child_fought_over_is_repaired_every_time_and_said_once(ns: str, clu
         while time.monotonic() - t0 < 20:  # delete it each time it is back, as soon as it is
             if kube.delete("v1", "Service", ns, "k0"):
                 deletions += 1
-            last = wait_for("the Service back", lambda: (u := service_uid()) not in (None, last) and u,
+            last = wait_for("the Service back", lambda gone=last: (u := service_uid()) not in (None, gone) and u,
                             timeout=10, interval=0.02)
         elapsed = time.monotonic() - t0
         logged = len(op.log_text().splitlines()) - lines
