@@ -10,12 +10,13 @@ from .api import App, Json
 from .claims import release_claim, replica_claim_conflict, retained
 from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps
-from .desired import ANN_HASH, child_key, keep_live_claim_templates, replica_claim_volume
+from .desired import child_key, keep_live_claim_templates, replica_claim_volume
 from .drift import Action, Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, owned_by
 from .errors import Retry
 from .fields import created_not_applied, owned_fields, restore_lists, uncovered_lists
 from .kinds import CHILD_KINDS
 from .kube import ApiError
+from .names import ANN_HASH
 from .outcome import Outcome
 from .quiet import Repeats
 from .status import Observed, Problem

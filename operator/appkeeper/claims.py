@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from .api import API_VERSION, KIND, App, Json
 from .deps import Deps
-from .desired import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, replica_claim_volume
+from .desired import replica_claim_volume
 from .drift import ANN_ADOPT, owned_by
 from .kube import ApiError
+from .names import ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
 from .reasons import RETAINED
 
 FINALIZER = "appkeeper.dev/retain-volumes"

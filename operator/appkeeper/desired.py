@@ -13,13 +13,9 @@ from typing import Any
 
 from .api import API_VERSION, KIND, App, AppSpec, Json, Volume
 from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_data, snapshot_label
+from .names import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, MANAGER
 from .schedules import scheduled_minimum
 
-MANAGER = "appkeeper"
-LABEL_APP = "appkeeper.dev/app"
-ANN_HASH = "appkeeper.dev/input-hash"
-ANN_RETAIN = "appkeeper.dev/retain"
-ANN_RETAINED_FROM = "appkeeper.dev/retained-from"
 CONTAINER_DEFAULT_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False}
 POD_DEFAULT_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 # What the restricted Pod Security Standard requires of every pod and container.

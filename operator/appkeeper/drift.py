@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .api import Json
-from .desired import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
 from .fields import covers, lost_fields, owned_fields
+from .names import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP
 from .store import DROPPED
 
 ANN_ADOPT = "appkeeper.dev/adopt"

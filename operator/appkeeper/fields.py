@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from .api import Json, quantity_value
-from .desired import MANAGER
+from .names import MANAGER
 
 
 def owned_fields(obj: Json, manager: str = MANAGER) -> Json | None:

@@ -20,13 +20,13 @@ import kopf
 from . import informer, metrics
 from .api import GROUP, PLURAL, VERSION, Json
 from .controller import Controller
-from .desired import LABEL_APP
 from .guard import PolicyGuard
 from .health import Health
 from .kinds import WATCHED
 from .kube import ApiError, Kube, connection_fields, load_configuration
 from .leader import LeaderElector, LeaseConfig, ShardElector
 from .malloc import trim
+from .names import LABEL_APP
 from .options import Options
 from .reconcile import Reconciler
 from .shards import Shards

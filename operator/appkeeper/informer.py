@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable
 
 from .api import Json
-from .desired import LABEL_APP
 from .kinds import Kind
 from .kube import ApiError, Kube, WatchStream
+from .names import LABEL_APP
 from .store import AppKey, Store, drifted, owner_of
 from .verify import typed
 from .workqueue import retry_delay

@@ -17,10 +17,10 @@ import urllib3
 
 from . import metrics
 from .api import API_VERSION, Json
-from .desired import MANAGER
 from .errors import OperatorError
 from .fields import created_entry_patch
 from .kinds import PLURALS
+from .names import MANAGER
 
 if TYPE_CHECKING:  # the client's models take most of a second to import: only where a config is loaded
     from kubernetes.client import Configuration

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .api import Json
-from .desired import LABEL_APP, MANAGER
+from .names import LABEL_APP, MANAGER
 
 AppKey = tuple[str, str]  # namespace, name
 ChildKey = tuple[str, str]  # kind, name

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 from .api import Json
-from .desired import LABEL_APP
 from .kinds import BY_KIND, WATCHED, Kind
 from .kube import ApiError, Kube
+from .names import LABEL_APP
 from .store import AppKey, Store
 
 log = logging.getLogger("appkeeper.verify")

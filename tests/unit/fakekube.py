@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from appkeeper.api import Json
-from appkeeper.desired import LABEL_APP, MANAGER
 from appkeeper.fields import created_entry_patch
 from appkeeper.kube import ApiError
+from appkeeper.names import LABEL_APP, MANAGER
 from appkeeper.store import Store
 
 Key = tuple[str, str, str]  # kind, namespace, name

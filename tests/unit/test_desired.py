@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from appkeeper.api import parse_app
-from appkeeper.desired import ANN_HASH, keep_live_claim_templates, labels, workload_replicas
+from appkeeper.desired import keep_live_claim_templates, labels, workload_replicas
 from appkeeper.kinds import build_children
+from appkeeper.names import ANN_HASH
 
 from .conftest import NOW, app_body
 

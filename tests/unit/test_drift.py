@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from appkeeper.api import Json
-from appkeeper.desired import ANN_HASH
 from appkeeper.drift import Applied, Apply, Conflict, Create, Owner, Repair, Skip, decide, ownership
+from appkeeper.names import ANN_HASH
 
 APP = Owner("shop", "uid-1")
 MINE = [{"kind": "App", "name": "shop", "uid": "uid-1", "controller": True}]
