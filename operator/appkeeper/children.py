@@ -31,8 +31,8 @@ def converge(deps: Deps, app: App, obj: Json, seen: Json | None, obs: Observed, 
     kind, name = child_key(obj)
     mem_key = ((app.namespace, app.name), (kind, name))
     listed = {"kind": kind, "name": name} in (app.status.get("children") or [])
-    if seen is None and listed:
-        # The watch may not have listed it yet: ask before calling it deleted.
+    if seen is None and listed and not deps.store.seen_deleted((app.namespace, app.name), (kind, name)):
+        # The watch may not have listed it yet: ask before calling it deleted (unless it said so).
         seen = deps.kube.get(obj["apiVersion"], kind, app.namespace, name)
         if seen is not None:
             deps.store.put_child(seen)

@@ -65,6 +65,7 @@ def drifted(held: Json | None, new: Json) -> bool:
 DROPPED: dict[str, tuple[str, ...]] = {"ConfigMap": ("data", "binaryData")}
 POD_METADATA = frozenset({"name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
                           "creationTimestamp", "deletionTimestamp", "generateName"})
+GONE_MAX = 10_000  # children remembered as deleted; the oldest is forgotten first (it is then asked about)
 ORPHANS_MAX = 100_000  # labelled objects of Apps not held that are remembered by name (not kept)
 
 
@@ -239,6 +240,8 @@ class Store:
         self._orphan_count = 0
         # Apps that appeared after some of their objects: those kinds are listed once (`unfilled`).
         self._unfilled: dict[AppKey, set[str]] = {}
+        # Children the watch said were deleted (a repair creates at once, with no GET first).
+        self._gone: dict[tuple[AppKey, ChildKey], None] = {}
         # Optional kinds (kinds.Kind.optional) the API server was last seen not to serve.
         self._unserved: frozenset[str] = frozenset()
 
@@ -328,6 +331,9 @@ class Store:
         if owner is None or not self.accepts(owner) or not self._held(owner, obj):
             return None
         _keep(self._lock, lambda: table.setdefault(owner, {}), key, obj)
+        if table is self._children and self._gone:
+            with self._lock:
+                self._gone.pop((owner, key), None)
         return owner
 
     def _held(self, owner: AppKey, obj: Json) -> bool:
@@ -355,7 +361,16 @@ class Store:
                 del held[key]
                 if not held:
                     del table[owner]
+                if table is self._children:  # seen to go: a repair need not ask the API first
+                    self._gone[(owner, key)] = None
+                    if len(self._gone) > GONE_MAX:
+                        del self._gone[next(iter(self._gone))]
         return owner if owner in self._apps else None
+
+    def seen_deleted(self, owner: AppKey, key: ChildKey) -> bool:
+        """Whether the watch said this child was deleted, and has not said it is back since."""
+        with self._lock:
+            return (owner, key) in self._gone
 
     def replace(self, kind: str, namespace: str, listed: list[Json]) -> set[AppKey]:
         """An informer's Replace: after a fresh list of `kind` in `namespace` ("": all), hold exactly that;

@@ -830,3 +830,14 @@ def test_verify_lists_an_optional_kind_not_served_as_empty(w: World, monkeypatch
     monkeypatch.setattr(w.kube, "list", required_missing)
     with pytest.raises(ApiError):  # a required kind's 404 is an error
         verify(w.kube, w.store, [NS], kinds=WATCHED)  # type: ignore[arg-type]
+
+
+def test_a_deletion_the_watch_saw_is_repaired_without_asking_first(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    w.reconcile()
+    w.kube.remove("Deployment", NS, "shop")
+    w.reconcile()  # the watch delivered the deletion
+    assert ("get", "Deployment", "shop") not in w.kube.calls
+    assert w.child("Deployment")
+    assert w.status()["repairs"]["count"] == 1
