@@ -314,8 +314,21 @@ class Kube:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]:
-        return self.list_at(api_version, kind, namespace, label_selector)[0]
+    def list(self, api_version: str, kind: str, namespace: str, label_selector: str,
+             page: int = 0) -> builtins.list[Json]:
+        """Every object; `page` > 0: asked for in pages of that many, so no one answer is decoded in
+        one long hold of the interpreter (a resync's list of every App runs beside repairs)."""
+        if page <= 0:
+            return self.list_at(api_version, kind, namespace, label_selector)[0]
+        items: builtins.list[Json] = []
+        query = {"labelSelector": label_selector, "limit": str(page)}
+        while True:
+            out = self.request("GET", path_for(api_version, kind, namespace), query=query)
+            items += out.get("items") or []
+            token = (out.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query = {**query, "continue": str(token)}
 
     def list_at(self, api_version: str, kind: str, namespace: str,
                 label_selector: str) -> tuple[builtins.list[Json], str]:

@@ -16,6 +16,7 @@ from .names import LABEL_APP
 from .store import AppKey, Store
 
 log = logging.getLogger("appkeeper.verify")
+PAGE = 200  # Apps per page of the periodic list
 
 
 def verify(kube: Kube, store: Store, namespaces: list[str] | None = None,
@@ -30,7 +31,7 @@ def verify(kube: Kube, store: Store, namespaces: list[str] | None = None,
     stale: set[AppKey] = set()
     app = BY_KIND["App"]
     for namespace in sorted(store.namespaces() if namespaces is None else namespaces):
-        gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, ""), "App",
+        gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, "", page=PAGE), "App",
                                                    app.api_version))
         for kind in kinds:
             stale |= store.replace(kind.kind, namespace, list_kind(kube, store, kind, namespace, LABEL_APP))

@@ -50,3 +50,11 @@ def test_an_informer_lists_follows_and_stops(cluster: Cluster, namespace: str) -
         informer.stop()
         thread.join(10)
     assert not thread.is_alive(), "stop() must end a watch that is waiting for events"
+
+
+def test_a_list_in_pages_returns_every_object_once(cluster: Cluster, namespace: str) -> None:
+    for i in range(5):
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=configmap(f"paged-{i}", "shop"))
+    kube = Kube(load_configuration(cluster.kubeconfig))
+    paged = kube.list("v1", "ConfigMap", namespace, "appkeeper.dev/app=shop", page=2)
+    assert sorted(o["metadata"]["name"] for o in paged) == [f"paged-{i}" for i in range(5)]

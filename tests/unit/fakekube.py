@@ -191,7 +191,7 @@ class FakeKube:
         obj = self.objects.get((kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[Json]:
+    def list(self, api_version: str, kind: str, namespace: str, label_selector: str, page: int = 0) -> list[Json]:
         self._call("list", kind, "")
         key, eq, value = label_selector.partition("=")
 

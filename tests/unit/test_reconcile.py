@@ -813,19 +813,19 @@ def test_verify_lists_an_optional_kind_not_served_as_empty(w: World, monkeypatch
     w.reconcile()
     real = w.kube.list
 
-    def missing(api_version: str, kind: str, namespace: str, selector: str) -> list[Json]:
+    def missing(api_version: str, kind: str, namespace: str, selector: str, page: int = 0) -> list[Json]:
         if kind == "NetworkPolicy":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return real(api_version, kind, namespace, selector)
+        return real(api_version, kind, namespace, selector, page)
 
     monkeypatch.setattr(w.kube, "list", missing)
     stale = verify(w.kube, w.store, [NS], kinds=WATCHED)  # type: ignore[arg-type]
     assert stale == {(NS, "shop")}  # the store held one: the App is reconciled (and says it waits)
     assert w.store.unserved() == {"NetworkPolicy"}
-    def required_missing(api_version: str, kind: str, namespace: str, selector: str) -> list[Json]:
+    def required_missing(api_version: str, kind: str, namespace: str, selector: str, page: int = 0) -> list[Json]:
         if kind == "Deployment":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return missing(api_version, kind, namespace, selector)
+        return missing(api_version, kind, namespace, selector, page)
 
     monkeypatch.setattr(w.kube, "list", required_missing)
     with pytest.raises(ApiError):  # a required kind's 404 is an error
