@@ -298,6 +298,25 @@ def repairs(kube: Kube, ns: str, n: int, ceiling: bool = False) -> dict[str, Any
             "repair_ms_p99": round(took[min(n - 1, round(0.99 * (n - 1)))], 1), "repair_ms_max": round(took[-1], 1)}
 
 
+def bucket_quantile(buckets: dict[float, float], q: float) -> float | None:
+    """The upper bound of the histogram bucket holding quantile q (as Prometheus' histogram_quantile
+    bounds it), in ms."""
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return None
+    return next((le * 1000 for le, n in sorted(buckets.items()) if n >= q * total), None)
+
+
+def operator_share(metrics: dict[str, float]) -> dict[str, Any]:
+    """The operator's own part of a repair (appkeeper_repair_latency_seconds: from the watch event to
+    the end of the reconcile that put the child back), by its histogram's bucket bounds."""
+    prefix = "appkeeper_repair_latency_seconds_bucket{le=\""
+    buckets = {float(k[len(prefix):].split('"')[0]): v for k, v in metrics.items() if k.startswith(prefix)}
+    return {"operator_repair_ms_p50_le": bucket_quantile(buckets, 0.5),
+            "operator_repair_ms_p99_le": bucket_quantile(buckets, 0.99),
+            "operator_repairs_timed": buckets.get(float("inf"), 0.0)}
+
+
 def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, resync: int = 3600,
           repair: int = 0, extra: tuple[str, ...] = (), keep: bool = False) -> dict[str, Any]:
     ns = f"cmp-{party}-{run}-{uuid.uuid4().hex[:4]}"
@@ -320,6 +339,8 @@ def phase(kube: Kube, party: str, n: int, run: int, tmp: Path, steady: int = 0, 
         quiet = idle(kube, pid, steady) if steady and party == "appkeeper" else {}
         if repair and party in ("appkeeper", "ceiling"):
             quiet.update(repairs(kube, ns, repair, ceiling=party == "ceiling"))
+            if party == "appkeeper":
+                quiet.update(operator_share(op.metrics()))
         row = {**quiet, "party": party, "run": run, "apps": n, "seconds": m["seconds"],
                "ms_per_app": round(m["seconds"] * 1000 / n, 2),
                "cpu_s_per_app_ms": round(m["cpu_s"] * 1000 / n, 2) if pid else None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from .workqueue import retry_delay
 log = logging.getLogger("appkeeper")
 T = TypeVar("T")
 REPORT_AFTER = 3  # transient failures in a row before the App's status says the API keeps failing
+CONTROLLER = "app"  # the controller's name in controller-runtime's metrics
 
 
 class Reconcile(Protocol):
@@ -51,6 +53,9 @@ class Queue(Protocol):
     def add_after(self, key: AppKey, delay: float) -> None: ...
 
     def __len__(self) -> int: ...
+
+    @property
+    def taken_urgent_at(self) -> dict[AppKey, float]: ...
 
 
 @dataclass(frozen=True)
@@ -140,10 +145,12 @@ class Controller:
     async def _process(self, key: AppKey, shard: int | None) -> None:
         loop = asyncio.get_running_loop()
         result: Outcome | BaseException
+        started = time.monotonic()
         try:
             result = await loop.run_in_executor(self.pool, _for_shard, shard, self.reconciler.reconcile, key)
         except Exception as e:  # one bad object must never stop the others
             result = e
+        _observe(result, started, self.queue.taken_urgent_at.get(key))
         step = next_step(result, self.failures.get(key, 0), self.max_backoff, self.jitter())
         if step.attempt == 0:
             metrics.RECONCILES.labels("ok").inc()
@@ -157,6 +164,7 @@ class Controller:
 
     def _failed(self, key: AppKey, step: Step, error: object) -> None:
         metrics.RECONCILES.labels("error").inc()
+        metrics.WORKQUEUE_RETRIES.labels(CONTROLLER).inc()
         self.failures[key] = step.attempt
         if step.unreachable:
             self.api_up.clear()  # no answer at all: hold every worker until the probe hears one
@@ -172,6 +180,20 @@ class Controller:
         failed = set(self.failures)
         self.failures.clear()
         return failed
+
+
+def _observe(result: Outcome | BaseException, started: float, urgent_at: float | None) -> None:
+    """The reconcile's metrics, under controller-runtime's names; a repair's latency since the watch event."""
+    now = time.monotonic()
+    metrics.RECONCILE_TIME.labels(CONTROLLER).observe(now - started)
+    metrics.WORKQUEUE_WORK_SECONDS.labels(CONTROLLER).observe(now - started)
+    if not isinstance(result, Outcome):
+        metrics.RECONCILE_TOTAL.labels(CONTROLLER, "error").inc()
+        metrics.RECONCILE_ERRORS.labels(CONTROLLER).inc()
+        return
+    metrics.RECONCILE_TOTAL.labels(CONTROLLER, "requeue_after" if result.requeue_after else "success").inc()
+    if result.repairs and urgent_at is not None:
+        metrics.REPAIR_LATENCY.observe(now - urgent_at)
 
 
 def _for_shard(shard: int | None, fn: Callable[..., T], *args: Any) -> T:

@@ -26,3 +26,23 @@ RECONCILES_SETTLED = Counter("appkeeper_reconciles_settled_total",
                              "Reconciles answered at once: the same inputs as the last one that changed nothing")
 ADMISSION_POLICY = Gauge("appkeeper_admission_policy_present",
                          "1: the admission policy and its binding are in place; 0: one is missing; -1: cannot tell")
+
+# The work queue and the reconciles under the names controller-runtime and client-go use, so the
+# dashboards and alerts written for them read appkeeper too (name / controller: "app").
+QUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+WORKQUEUE_DEPTH = Gauge("workqueue_depth", "Current depth of the work queue", ["name"])
+WORKQUEUE_ADDS = Counter("workqueue_adds_total", "Keys added to the work queue", ["name"])
+WORKQUEUE_RETRIES = Counter("workqueue_retries_total", "Keys queued again after a failure", ["name"])
+WORKQUEUE_QUEUE_SECONDS = Histogram("workqueue_queue_duration_seconds",
+                                    "How long a key waited in the work queue before it was taken", ["name"],
+                                    buckets=QUEUE_BUCKETS)
+WORKQUEUE_WORK_SECONDS = Histogram("workqueue_work_duration_seconds", "How long processing one key took", ["name"],
+                                   buckets=QUEUE_BUCKETS)
+RECONCILE_TOTAL = Counter("controller_runtime_reconcile_total", "Reconciles, by result "
+                          "(success, error, requeue_after)", ["controller", "result"])
+RECONCILE_ERRORS = Counter("controller_runtime_reconcile_errors_total", "Reconciles that failed", ["controller"])
+RECONCILE_TIME = Histogram("controller_runtime_reconcile_time_seconds", "Time one reconcile took", ["controller"],
+                           buckets=QUEUE_BUCKETS)
+REPAIR_LATENCY = Histogram("appkeeper_repair_latency_seconds",
+                           "From the watch event that showed a child deleted or drifted to the end of the "
+                           "reconcile that put it back", buckets=QUEUE_BUCKETS)

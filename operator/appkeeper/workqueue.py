@@ -6,15 +6,22 @@ routine one (a resync, a status change), so repairs never wait behind a resync s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from . import metrics
 
 K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self) -> None:
+    def __init__(self, name: str = "app") -> None:
+        self.name = name
+        self._added: dict[K, float] = {}  # when each waiting key was first added
+        self._urgent_at: dict[K, float] = {}  # when a repair was first asked for, until a reconcile starts
+        self.taken_urgent_at: dict[K, float] = {}  # ... and for the key being processed (appkeeper_repair_latency)
         self._urgent: deque[K] = deque()
         self._routine: deque[K] = deque()
         self._ready = asyncio.Semaphore(0)  # one per key waiting
@@ -27,12 +34,17 @@ class WorkQueue(Generic[K]):
         return len(self._waiting)
 
     def add(self, key: K, urgent: bool = False) -> None:
+        metrics.WORKQUEUE_ADDS.labels(self.name).inc()
+        if urgent:
+            self._urgent_at.setdefault(key, time.monotonic())
         if key in self._active:
             self._dirty[key] = self._dirty.get(key, False) or urgent
         elif key not in self._waiting:
             self._waiting[key] = urgent
+            self._added[key] = time.monotonic()
             (self._urgent if urgent else self._routine).append(key)
             self._ready.release()
+            metrics.WORKQUEUE_DEPTH.labels(self.name).set(len(self._waiting))
         elif urgent and not self._waiting[key]:  # moves up; its routine entry is skipped when reached
             self._waiting[key] = True
             self._urgent.append(key)
@@ -66,10 +78,17 @@ class WorkQueue(Generic[K]):
     def _take(self, key: K) -> K:
         del self._waiting[key]
         self._active.add(key)
+        now = time.monotonic()
+        metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name).observe(now - self._added.pop(key, now))
+        metrics.WORKQUEUE_DEPTH.labels(self.name).set(len(self._waiting))
+        urgent_at = self._urgent_at.pop(key, None)
+        if urgent_at is not None:
+            self.taken_urgent_at[key] = urgent_at
         return key
 
     def done(self, key: K) -> None:
         self._active.discard(key)
+        self.taken_urgent_at.pop(key, None)
         if key in self._dirty:
             self.add(key, self._dirty.pop(key))
 

@@ -29,6 +29,7 @@ class FakeQueue:
         self.keys: asyncio.Queue[AppKey] = asyncio.Queue()
         self.later: list[tuple[AppKey, float]] = []
         self.finished: list[AppKey] = []
+        self.taken_urgent_at: dict[AppKey, float] = {}
 
     async def get(self) -> AppKey:
         return await self.keys.get()
@@ -273,3 +274,19 @@ def test_a_retry_that_fires_while_the_api_server_is_away_is_held_not_tried() -> 
     _, queue, reconciler = run(scenario, Outcome())
     assert reconciler.calls == [KEY]
     assert queue.finished == [KEY]
+
+
+def test_a_repair_is_timed_from_the_event_that_asked_for_it() -> None:
+    from appkeeper import metrics
+
+    def count() -> float:
+        return sum(s.value for m in metrics.REPAIR_LATENCY.collect() for s in m.samples if s.name.endswith("_count"))
+
+    before = count()
+
+    async def scenario(control: Controller, queue: FakeQueue) -> None:
+        queue.taken_urgent_at[KEY] = 0.0  # the watch showed the deletion (at monotonic 0)
+        await once(control, queue)
+
+    run(scenario, Outcome(repairs=["ServiceDeleted"]))
+    assert count() == before + 1
