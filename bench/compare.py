@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.conftest import free_port, start_operator, stop_operator  # noqa: E402
+from tests.e2e.conftest import rss_mib as rss_mib  # noqa: E402  (re-exported: the other bench scripts use it)
 
 from appkeeper.api import parse_app  # noqa: E402
 from appkeeper.kinds import build_children  # noqa: E402
@@ -115,13 +116,6 @@ def settled(kube: Kube, before: dict[tuple[str, str, str, str], float]) -> dict[
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def pid_of(process: str) -> int:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import start_operator, stop_operator  # noqa: E402
+from tests.e2e.conftest import rss_mib, start_operator, stop_operator  # noqa: E402
 
 from appkeeper.kube import Kube, load_configuration, path_for  # noqa: E402
 
@@ -75,13 +75,6 @@ def apiserver_writes(kube: Kube) -> tuple[int, dict[str, int]]:
 
 def applies(metrics: dict[str, float]) -> float:
     return sum(v for k, v in metrics.items() if k.startswith("appkeeper_child_applies_total"))
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> int:

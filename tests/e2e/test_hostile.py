@@ -9,17 +9,10 @@ import json
 import time
 from pathlib import Path
 
-from .conftest import app, apply, get, kubectl, start_operator, stop_operator, wait_for
+from .conftest import app, apply, get, kubectl, rss_mib, start_operator, stop_operator, wait_for
 from .test_operator import wait_ready
 
 MIB = 1024 * 1024
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def configmaps(n: int, size: int, app_label: str) -> str:
