@@ -46,3 +46,20 @@ RECONCILE_TIME = Histogram("controller_runtime_reconcile_time_seconds", "Time on
 REPAIR_LATENCY = Histogram("appkeeper_repair_latency_seconds",
                            "From the watch event that showed a child deleted or drifted to the end of the "
                            "reconcile that put it back", buckets=QUEUE_BUCKETS)
+APP_CONDITION = Gauge("appkeeper_app_condition", "1 for the current status of each condition of each App "
+                      "(0 for the others), as kube-state-metrics shows a Deployment's",
+                      ["namespace", "name", "type", "status"])
+CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+def app_conditions(namespace: str, name: str, conditions: list[dict[str, object]]) -> None:
+    for condition in conditions:
+        for status in CONDITION_STATUSES:
+            APP_CONDITION.labels(namespace, name, str(condition.get("type")), status).set(
+                1 if condition.get("status") == status else 0)
+
+
+def forget_app(namespace: str, name: str) -> None:
+    """An App gone (or handed to another shard): its series go too."""
+    for labels in [k for k in list(APP_CONDITION._metrics) if k[:2] == (namespace, name)]:
+        APP_CONDITION.remove(*labels)

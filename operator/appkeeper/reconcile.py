@@ -66,6 +66,7 @@ class Reconciler:
 
     def forget(self, key: AppKey) -> None:
         self.memory.forget(key)
+        metrics.forget_app(*key)
         self.deps.recorder.forget(*key)
 
     def reconcile(self, key: AppKey) -> Outcome:
@@ -196,6 +197,7 @@ class Reconciler:
         return Outcome()
 
     def _write_status(self, namespace: str, name: str, old: Json, new: Json) -> None:
+        metrics.app_conditions(namespace, name, new.get("conditions") or [])
         if not status_changed(old, new):
             return
         patch = dict(new)

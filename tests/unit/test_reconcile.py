@@ -841,3 +841,21 @@ def test_a_deletion_the_watch_saw_is_repaired_without_asking_first(w: World) -> 
     assert ("get", "Deployment", "shop") not in w.kube.calls
     assert w.child("Deployment")
     assert w.status()["repairs"]["count"] == 1
+
+
+def test_each_condition_is_a_metric_until_the_app_goes(w: World) -> None:
+    from appkeeper import metrics
+
+    def series() -> dict[tuple[str, str], float]:
+        return {(s.labels["type"], s.labels["status"]): s.value for m in metrics.APP_CONDITION.collect()
+                for s in m.samples if s.labels["namespace"] == NS and s.labels["name"] == "shop"}
+
+    w.put_app(**WEB)
+    w.reconcile()
+    got = series()
+    assert got[("Degraded", "False")] == 1
+    assert got[("Degraded", "True")] == 0
+    assert sum(v for (t, _), v in got.items() if t == "Ready") == 1  # one status per condition
+    w.kube.remove("App", NS, "shop")
+    w.reconcile()
+    assert series() == {}
