@@ -26,11 +26,12 @@ from .desired import child_key, selector_string
 from .drift import Owner, owned_by, ownership
 from .errors import OperatorError
 from .events import Recorder
-from .kinds import CHILD_KINDS, build_children
+from .kinds import CHILDREN, build_children
 from .kube import ApiError, Kube
 from .security import Profiles
 from .snapshots import plan_config
 from .store import Store
+from .verify import list_kind
 
 NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
 
@@ -74,8 +75,14 @@ def desired_children(kube: Kube, app: App) -> tuple[list[Json], list[str]]:
 
 def diff_app(kube: Kube, app: App) -> list[str]:
     desired, lines = desired_children(kube, app)
+    store = Store()  # records which optional kinds the API server does not serve
+    listed = {kind.kind: list_kind(kube, store, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN}
     for obj in desired:
         kind, name = child_key(obj)
+        if kind in store.unserved():
+            lines.append(f"# {kind}/{name}: not served by the API server ({obj['apiVersion']}); the operator creates "
+                         "it once it is\n")
+            continue
         live = kube.get(obj["apiVersion"], kind, app.namespace, name)
         holder = ownership(live, Owner(app.name, app.uid)) if live is not None else None
         if holder is not None:
@@ -84,8 +91,8 @@ def diff_app(kube: Kube, app: App) -> list[str]:
         after = kube.apply(obj, dry_run=True)
         lines += unified(kind, name, clean(live), clean(after))
     wanted = {child_key(o) for o in desired}
-    for kind, api_version in CHILD_KINDS.items():
-        for obj in kube.list(api_version, kind, app.namespace, selector_string(app.name)):
+    for kind, objects in listed.items():
+        for obj in objects:
             name = obj["metadata"]["name"]
             snapshot = LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {})  # pruned by history instead
             if (kind, name) not in wanted and owned_by(obj, app.uid) and not snapshot:

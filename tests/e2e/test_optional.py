@@ -7,6 +7,8 @@ kind, is made from the start."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,8 +59,8 @@ def monitor_lines(log: Path) -> list[str]:
     return [line for line in log.read_text(errors="replace").splitlines() if "ServiceMonitor" in line]
 
 
-def test_an_optional_child_waits_for_its_api_then_is_made_without_a_restart(operator: Operator,
-                                                                            namespace: str) -> None:
+def test_an_optional_child_waits_for_its_api_then_is_made_without_a_restart(operator: Operator, namespace: str,
+                                                                            tmp_path: Path) -> None:
     spec = {"ports": [{"name": "http", "containerPort": 8080}], "metrics": {"port": "http"},
             "networkPolicy": {"ingressFrom": [{"app": "frontend"}]}}
     apply(app("web", **spec), namespace)
@@ -74,6 +76,14 @@ def test_an_optional_child_waits_for_its_api_then_is_made_without_a_restart(oper
     assert len(lines) == 1, lines
     assert '"level": "info"' in lines[0]
     assert "not served" in lines[0]
+
+    # `appkeeper diff` says the same, and fails on nothing else.
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(json.dumps(app("web", **spec)))
+    said = subprocess.run([sys.executable, "-m", "appkeeper", "diff", "-f", str(manifest), "-n", namespace],
+                          capture_output=True, text=True, timeout=60)
+    assert (said.returncode, said.stderr) == (1, ""), said.stderr
+    assert said.stdout.startswith("# ServiceMonitor/web: not served by the API server"), said.stdout
 
     kubectl("apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
     wait_condition(f"crd/{CRD_NAME}", "Established")
