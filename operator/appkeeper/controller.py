@@ -153,7 +153,7 @@ class Controller:
         _observe(result, started, self.queue.taken_urgent_at.get(key))
         step = next_step(result, self.failures.get(key, 0), self.max_backoff, self.jitter())
         if step.attempt == 0:
-            metrics.RECONCILES.labels("ok").inc()
+            _OK.inc()
             self.failures.pop(key, None)
         else:
             self._failed(key, step, result)
@@ -163,8 +163,8 @@ class Controller:
             await loop.run_in_executor(self.pool, _for_shard, shard, self.reconciler.report_failure, key, *step.report)
 
     def _failed(self, key: AppKey, step: Step, error: object) -> None:
-        metrics.RECONCILES.labels("error").inc()
-        metrics.WORKQUEUE_RETRIES.labels(CONTROLLER).inc()
+        _FAILED.inc()
+        _RETRIES.inc()
         self.failures[key] = step.attempt
         if step.unreachable:
             self.api_up.clear()  # no answer at all: hold every worker until the probe hears one
@@ -182,16 +182,24 @@ class Controller:
         return failed
 
 
+_TIME = metrics.RECONCILE_TIME.labels(CONTROLLER)  # the labelled series, looked up once
+_WORK = metrics.WORKQUEUE_WORK_SECONDS.labels(CONTROLLER)
+_RESULTS = {r: metrics.RECONCILE_TOTAL.labels(CONTROLLER, r) for r in ("success", "error", "requeue_after")}
+_ERRORS = metrics.RECONCILE_ERRORS.labels(CONTROLLER)
+_OK, _FAILED = metrics.RECONCILES.labels("ok"), metrics.RECONCILES.labels("error")
+_RETRIES = metrics.WORKQUEUE_RETRIES.labels(CONTROLLER)
+
+
 def _observe(result: Outcome | BaseException, started: float, urgent_at: float | None) -> None:
     """The reconcile's metrics, under controller-runtime's names; a repair's latency since the watch event."""
     now = time.monotonic()
-    metrics.RECONCILE_TIME.labels(CONTROLLER).observe(now - started)
-    metrics.WORKQUEUE_WORK_SECONDS.labels(CONTROLLER).observe(now - started)
+    _TIME.observe(now - started)
+    _WORK.observe(now - started)
     if not isinstance(result, Outcome):
-        metrics.RECONCILE_TOTAL.labels(CONTROLLER, "error").inc()
-        metrics.RECONCILE_ERRORS.labels(CONTROLLER).inc()
+        _RESULTS["error"].inc()
+        _ERRORS.inc()
         return
-    metrics.RECONCILE_TOTAL.labels(CONTROLLER, "requeue_after" if result.requeue_after else "success").inc()
+    _RESULTS["requeue_after" if result.requeue_after else "success"].inc()
     if result.repairs and urgent_at is not None:
         metrics.REPAIR_LATENCY.observe(now - urgent_at)
 

@@ -49,17 +49,26 @@ REPAIR_LATENCY = Histogram("appkeeper_repair_latency_seconds",
 APP_CONDITION = Gauge("appkeeper_app_condition", "1 for the current status of each condition of each App "
                       "(0 for the others), as kube-state-metrics shows a Deployment's",
                       ["namespace", "name", "type", "status"])
-CONDITION_STATUSES = ("True", "False", "Unknown")
+CONDITION_STATUSES = ("True", "False")  # appkeeper never writes Unknown
+_exported: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}  # what each App's series say now
 
 
 def app_conditions(namespace: str, name: str, conditions: list[dict[str, object]]) -> None:
-    for condition in conditions:
+    """Sets the App's condition series, only when they change (this runs on every reconcile)."""
+    now = tuple((str(c.get("type")), str(c.get("status"))) for c in conditions)
+    if _exported.get((namespace, name)) == now:
+        return
+    _exported[(namespace, name)] = now
+    for type_, current in now:
         for status in CONDITION_STATUSES:
-            APP_CONDITION.labels(namespace, name, str(condition.get("type")), status).set(
-                1 if condition.get("status") == status else 0)
+            APP_CONDITION.labels(namespace, name, type_, status).set(1 if current == status else 0)
 
 
 def forget_app(namespace: str, name: str) -> None:
     """An App gone (or handed to another shard): its series go too."""
-    for labels in [k for k in list(APP_CONDITION._metrics) if k[:2] == (namespace, name)]:
-        APP_CONDITION.remove(*labels)
+    for type_, _ in _exported.pop((namespace, name), ()):
+        for status in CONDITION_STATUSES:
+            try:
+                APP_CONDITION.remove(namespace, name, type_, status)
+            except KeyError:
+                pass

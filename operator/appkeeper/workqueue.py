@@ -19,6 +19,9 @@ K = TypeVar("K", bound=Hashable)
 class WorkQueue(Generic[K]):
     def __init__(self, name: str = "app") -> None:
         self.name = name
+        self._adds = metrics.WORKQUEUE_ADDS.labels(name)  # the labelled series, looked up once
+        self._depth = metrics.WORKQUEUE_DEPTH.labels(name)
+        self._waited = metrics.WORKQUEUE_QUEUE_SECONDS.labels(name)
         self._added: dict[K, float] = {}  # when each waiting key was first added
         self._urgent_at: dict[K, float] = {}  # when a repair was first asked for, until a reconcile starts
         self.taken_urgent_at: dict[K, float] = {}  # ... and for the key being processed (appkeeper_repair_latency)
@@ -34,7 +37,7 @@ class WorkQueue(Generic[K]):
         return len(self._waiting)
 
     def add(self, key: K, urgent: bool = False) -> None:
-        metrics.WORKQUEUE_ADDS.labels(self.name).inc()
+        self._adds.inc()
         if urgent:
             self._urgent_at.setdefault(key, time.monotonic())
         if key in self._active:
@@ -44,7 +47,7 @@ class WorkQueue(Generic[K]):
             self._added[key] = time.monotonic()
             (self._urgent if urgent else self._routine).append(key)
             self._ready.release()
-            metrics.WORKQUEUE_DEPTH.labels(self.name).set(len(self._waiting))
+            self._depth.set(len(self._waiting))
         elif urgent and not self._waiting[key]:  # moves up; its routine entry is skipped when reached
             self._waiting[key] = True
             self._urgent.append(key)
@@ -79,8 +82,8 @@ class WorkQueue(Generic[K]):
         del self._waiting[key]
         self._active.add(key)
         now = time.monotonic()
-        metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name).observe(now - self._added.pop(key, now))
-        metrics.WORKQUEUE_DEPTH.labels(self.name).set(len(self._waiting))
+        self._waited.observe(now - self._added.pop(key, now))
+        self._depth.set(len(self._waiting))
         urgent_at = self._urgent_at.pop(key, None)
         if urgent_at is not None:
             self.taken_urgent_at[key] = urgent_at
