@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("appkeeper_reconciles_total", "Reconciles run, by result", ["result"])
@@ -68,7 +70,5 @@ def forget_app(namespace: str, name: str) -> None:
     """An App gone (or handed to another shard): its series go too."""
     for type_, _ in _exported.pop((namespace, name), ()):
         for status in CONDITION_STATUSES:
-            try:
+            with contextlib.suppress(KeyError):
                 APP_CONDITION.remove(namespace, name, type_, status)
-            except KeyError:
-                pass
