@@ -124,8 +124,19 @@ def pid_of(process: str) -> int:
 
 
 def watch_events(kube: Kube, api_version: str, kind: str, namespace: str) -> Iterator[dict[str, Any]]:
-    """The events of one watch (an hour at most) from now, decoded line by line as they arrive."""
-    for event in kube.watch(api_version, kind, namespace, "", "", 3600):
+    """The events of one watch (an hour at most) from now, decoded line by line as they arrive. A
+    watch refused while the API server is still starting a resource's storage (429, e.g. just
+    after the CRD was applied) is opened again, for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stream = kube.watch(api_version, kind, namespace, "", "", 3600)
+            break
+        except ApiError as e:
+            if e.status not in (0, 429, 503) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    for event in stream:
         if event.get("type") != "BOOKMARK":
             yield event
 
