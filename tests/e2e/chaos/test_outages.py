@@ -77,14 +77,20 @@ def outage(proxy: Proxy, op: Operator, seconds: float) -> tuple[float, float]:
     return proxy.connections_between(t0, t1) / (t1 - t0), (requests(op) - r0) / (t1 - t0)
 
 
+def ready_apps(ns: str, prefix: str, n: int) -> list[str]:
+    """n Apps applied at once, waited for until all are Ready; their names."""
+    names = [f"{prefix}{i:02d}" for i in range(n)]
+    apply_many(ns, names, **SPEC)
+    wait_for(f"{n} Apps Ready", lambda: converged(ns, n), timeout=60 + 2 * n, interval=1)
+    return names
+
+
 def test_c_the_api_server_killed_then_etcd_frozen(ns: str, lc: ModuleType, proxied: tuple[Proxy, Path],
                                                   tmp_path: Path) -> None:
     proxy, kubeconfig = proxied
-    names = [f"c{i:02d}" for i in range(20)]
     op = start_operator(tmp_path, f"--namespace={ns}", f"--kubeconfig={kubeconfig}")
     try:
-        apply_many(ns, names, **SPEC)
-        wait_for("20 Apps Ready", lambda: converged(ns, 20), timeout=120, interval=1)
+        names = ready_apps(ns, "c", 20)
         lc.signal_component("kube-apiserver", signal.SIGKILL)
         down = outage(proxy, op, OUTAGE)
         lc.restart_component("kube-apiserver")
@@ -136,11 +142,9 @@ def test_j_quiet_while_the_api_server_is_away_and_converged_soon_after(
     and status 15 s after the API server is back. (Their pods follow when the cluster's own
     controllers have reconnected, which is theirs to do: 60 s and more here.)"""
     proxy, kubeconfig = proxied
-    names = [f"j{i:02d}" for i in range(60)]
     op = start_operator(tmp_path, f"--namespace={ns}", f"--kubeconfig={kubeconfig}")
     try:
-        apply_many(ns, names, **SPEC)
-        wait_for("60 Apps Ready", lambda: converged(ns, 60), timeout=180, interval=1)
+        names = ready_apps(ns, "j", 60)
         apply_many(ns, names[:20], **{**SPEC, "replicas": 2})  # in flight when the server dies
         lc.signal_component("kube-apiserver", signal.SIGKILL)
         lines, t0 = log_lines(op), time.monotonic()
