@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import threading
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 RECONCILES = Counter("appkeeper_reconciles_total", "Reconciles run, by result", ["result"])
 RECONCILE_SECONDS = Histogram(
@@ -48,27 +51,38 @@ RECONCILE_TIME = Histogram("controller_runtime_reconcile_time_seconds", "Time on
 REPAIR_LATENCY = Histogram("appkeeper_repair_latency_seconds",
                            "From the watch event that showed a child deleted or drifted to the end of the "
                            "reconcile that put it back", buckets=QUEUE_BUCKETS)
-APP_CONDITION = Gauge("appkeeper_app_condition", "1 for the current status of each condition of each App "
-                      "(0 for the others), as kube-state-metrics shows a Deployment's",
-                      ["namespace", "name", "type", "status"])
 CONDITION_STATUSES = ("True", "False")  # appkeeper never writes Unknown
-_exported: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}  # what each App's series say now
+_exported: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}  # each App's (type, status) now
+_exported_lock = threading.Lock()
+
+
+class AppConditions(Collector):
+    """appkeeper_app_condition{namespace,name,type,status}: 1 for the current status of each
+    condition of each App, 0 for the other, as kube-state-metrics shows a Deployment's. Built at
+    scrape time from one small record per App, not kept as a series object each (6 per App)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("appkeeper_app_condition", "1 for the current status of each condition of "
+                                   "each App (0 for the other)", labels=["namespace", "name", "type", "status"])
+        with _exported_lock:
+            held = list(_exported.items())
+        for (namespace, name), conditions in held:
+            for type_, current in conditions:
+                for status in CONDITION_STATUSES:
+                    family.add_metric([namespace, name, type_, status], 1.0 if current == status else 0.0)
+        yield family
+
+
+REGISTRY.register(AppConditions())
 
 
 def app_conditions(namespace: str, name: str, conditions: list[dict[str, object]]) -> None:
-    """Sets the App's condition series, only when they change (this runs on every reconcile)."""
     now = tuple((str(c.get("type")), str(c.get("status"))) for c in conditions)
-    if _exported.get((namespace, name)) == now:
-        return
-    _exported[(namespace, name)] = now
-    for type_, current in now:
-        for status in CONDITION_STATUSES:
-            APP_CONDITION.labels(namespace, name, type_, status).set(1 if current == status else 0)
+    with _exported_lock:
+        _exported[(namespace, name)] = now
 
 
 def forget_app(namespace: str, name: str) -> None:
     """An App gone (or handed to another shard): its series go too."""
-    for type_, _ in _exported.pop((namespace, name), ()):
-        for status in CONDITION_STATUSES:
-            with contextlib.suppress(KeyError):
-                APP_CONDITION.remove(namespace, name, type_, status)
+    with _exported_lock:
+        _exported.pop((namespace, name), None)

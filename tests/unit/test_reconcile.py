@@ -847,7 +847,7 @@ def test_each_condition_is_a_metric_until_the_app_goes(w: World) -> None:
     from appkeeper import metrics
 
     def series() -> dict[tuple[str, str], float]:
-        return {(s.labels["type"], s.labels["status"]): s.value for m in metrics.APP_CONDITION.collect()
+        return {(s.labels["type"], s.labels["status"]): s.value for m in metrics.AppConditions().collect()
                 for s in m.samples if s.labels["namespace"] == NS and s.labels["name"] == "shop"}
 
     w.put_app(**WEB)
