@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down demo demo-down bench bench-scale bench-shards chart-check
+.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -72,6 +72,15 @@ kind-up: ## a kind cluster, for machines with a Docker engine
 
 kind-down:
 	$$HOME/.cache/appkeeper/kind/kind delete cluster --name appkeeper
+
+kind-host-up: ## here, with no Docker: our own dockerd for kind (hack/kindhost.py: capshim runtime, guarded network)
+	python3 hack/kindhost.py up
+
+kind-host-down: ## stop it; the host as it was
+	python3 hack/kindhost.py down
+
+test-kind-host: venv ## the kind host against the real engine: privileged container, guard, DNS, clean teardown (root)
+	$(PY) -m pytest -q -rA tests/kind
 
 demo: venv ## local cluster + helm install + the operator + an example App, shown Ready
 	hack/demo.sh up
