@@ -36,7 +36,7 @@ from .workqueue import WorkQueue, spread
 
 log = logging.getLogger("appkeeper")
 PROBE_SECONDS = 5.0  # how often the API server's /readyz is asked, to notice it is away
-AWAY_PROBE_SECONDS = 1.0  # and while it is away, to notice it is back (one connection each)
+AWAY_PROBE_SECONDS = 2.0  # and while it is away, to notice it is back (one connection each)
 POLICY_SECONDS = 30.0  # how often the admission policy's presence is checked
 TRIM_SECONDS = 10.0  # how often free heap pages are given back (a few ms of CPU each)
 
