@@ -75,11 +75,10 @@ def desired_children(kube: Kube, app: App) -> tuple[list[Json], list[str]]:
 
 def diff_app(kube: Kube, app: App) -> list[str]:
     desired, lines = desired_children(kube, app)
-    store = Store()  # records which optional kinds the API server does not serve
-    listed = {kind.kind: list_kind(kube, store, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN}
+    listed = {kind.kind: list_kind(kube, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN}
     for obj in desired:
         kind, name = child_key(obj)
-        if kind in store.unserved():
+        if listed.get(kind, []) is None:
             lines.append(f"# {kind}/{name}: not served by the API server ({obj['apiVersion']}); the operator creates "
                          "it once it is\n")
             continue
@@ -92,7 +91,7 @@ def diff_app(kube: Kube, app: App) -> list[str]:
         lines += unified(kind, name, clean(live), clean(after))
     wanted = {child_key(o) for o in desired}
     for kind, objects in listed.items():
-        for obj in objects:
+        for obj in objects or []:
             name = obj["metadata"]["name"]
             snapshot = LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {})  # pruned by history instead
             if (kind, name) not in wanted and owned_by(obj, app.uid) and not snapshot:

@@ -24,7 +24,7 @@ from .kinds import Kind
 from .kube import ApiError, Kube, WatchStream
 from .names import LABEL_APP
 from .store import AppKey, Store, drifted, owner_of
-from .verify import typed
+from .verify import not_served, typed
 from .workqueue import retry_delay
 
 log = logging.getLogger("appkeeper.informer")
@@ -117,7 +117,7 @@ class Informer:
         try:
             items, rv = self.kube.list_at(self.kind.api_version, self.kind.kind, self.namespace, LABEL_APP)
         except ApiError as e:
-            if not (self.kind.optional and e.status == 404):
+            if not not_served(self.kind, e):
                 raise
             items, rv = [], UNSERVED
         for owner in self.store.replace(self.kind.kind, self.namespace, typed(items, self.kind.kind,

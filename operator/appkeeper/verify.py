@@ -34,7 +34,7 @@ def verify(kube: Kube, store: Store, namespaces: list[str] | None = None,
         gone = store.replace_apps(namespace, typed(kube.list(app.api_version, "App", namespace, "", page=PAGE), "App",
                                                    app.api_version))
         for kind in kinds:
-            stale |= store.replace(kind.kind, namespace, list_kind(kube, store, kind, namespace, LABEL_APP))
+            stale |= store.replace(kind.kind, namespace, list_kind(kube, kind, namespace, LABEL_APP) or [])
         if gone:
             log.info("Apps gone while unwatched: %s", ", ".join(f"{ns}/{n}" for ns, n in sorted(gone)))
     stale = {k for k in stale if store.app(k) is not None}
@@ -43,19 +43,21 @@ def verify(kube: Kube, store: Store, namespaces: list[str] | None = None,
     return stale
 
 
-def list_kind(kube: Kube, store: Store, kind: Kind, namespace: str, selector: str) -> list[Json]:
-    """The objects of `kind` in `namespace` ("": all) that match `selector`. An optional kind the API
-    server does not serve (404 on the list) has none, and the store records it unserved."""
+def not_served(kind: Kind, error: ApiError) -> bool:
+    """A 404 on a list of an optional kind: its API is not served (a CRD not installed)."""
+    return kind.optional and error.status == 404
+
+
+def list_kind(kube: Kube, kind: Kind, namespace: str, selector: str) -> list[Json] | None:
+    """The objects of `kind` in `namespace` ("": all) that match `selector`; None: an optional kind
+    the API server does not serve. Whether it is served is the informer's to record (and to queue
+    every App when that changes): only it watches for the change."""
     try:
         items = kube.list(kind.api_version, kind.kind, namespace, selector)
     except ApiError as e:
-        if not (kind.optional and e.status == 404):
-            raise
-        if store.served(kind.kind, False):
-            log.info("%s (%s) is not served by the API server: Apps that ask for one wait for it",
-                     kind.kind, kind.api_version)
-        return []
-    store.served(kind.kind, True)
+        if not_served(kind, e):
+            return None
+        raise
     return typed(items, kind.kind, kind.api_version)
 
 
@@ -90,7 +92,7 @@ def fill_app(kube: Kube, store: Store, key: AppKey) -> None:
     kinds = store.unfilled(key)
     try:
         for name in sorted(kinds):
-            for obj in list_kind(kube, store, BY_KIND[name], key[0], f"{LABEL_APP}={key[1]}"):
+            for obj in list_kind(kube, BY_KIND[name], key[0], f"{LABEL_APP}={key[1]}") or []:
                 (store.put_pod if name == "Pod" else store.put_child)(obj)
     except ApiError:
         store.refill(key, kinds)
