@@ -23,6 +23,7 @@ from .api import Json
 from .kinds import Kind
 from .kube import ApiError, Kube, WatchStream
 from .names import LABEL_APP
+from .quiet import Repeats
 from .store import AppKey, Store, drifted, owner_of
 from .verify import not_served, typed
 from .workqueue import retry_delay
@@ -31,6 +32,7 @@ log = logging.getLogger("appkeeper.informer")
 MAX_BACKOFF = 10.0  # the store is checked by verify() as soon as the API server answers again
 RELIST = ""  # the resourceVersion that means "list again"
 UNSERVED = None  # relist's answer when an optional kind is not served
+REPEATS = Repeats()
 OPTIONAL_POLL = 30.0  # seconds between looks for an optional kind that is not served
 
 
@@ -101,8 +103,9 @@ class Informer:
                 delay = retry_delay(failures, e.retry_after, MAX_BACKOFF, random.uniform(-0.2, 0.2))
                 if e.status not in (0, 429, 500, 503, 504):
                     rv = RELIST  # e.g. 410 on open, 401 after a rotation, 403 until RBAC lands: start over
-                (log.warning if failures == 1 or e.status not in (0, 503) else log.debug)(
-                    "watch of %s failed (%s); again in %.1fs", self.name, e, delay)
+                # Every watch fails alike when the API server is away: one line per answer a while.
+                REPEATS.log(log, logging.WARNING if failures == 1 or e.status not in (0, 503) else logging.DEBUG,
+                            (e.status, e.reason), "watch of %s failed (%s); again in %.1fs", self.name, e, delay)
                 self._stop.wait(delay)
             except Exception:  # one bad event must not end the watch of a kind for good
                 failures += 1

@@ -14,34 +14,45 @@ from collections.abc import Callable, Hashable
 KINDS_MAX = 1024  # kinds remembered at once; the oldest is forgotten first
 
 
-class Repeats:
+class Window:
+    """Counts lines of each kind: the first of a kind opens a window of `window` seconds; the same
+    kind within it is only counted."""
+
     def __init__(self, window: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.window, self.clock = window, clock
         self._lock = threading.Lock()
-        self._seen: dict[Hashable, list[float]] = {}  # kind -> [first written at, repeats since]
+        self._seen: dict[Hashable, list[float]] = {}  # kind -> [window opened at, repeats since]
 
-    def log(self, logger: logging.Logger, level: int, kind: Hashable, msg: str, *args: object) -> bool:
-        """Writes `msg % args` at `level` unless a line of `kind` was written within the window;
-        returns whether it was written."""
+    def admit(self, kind: Hashable) -> int | None:
+        """None: a repeat inside the window (counted); else a new window opens, and this returns how
+        many repeats the last one counted."""
         with self._lock:
             now = self.clock()
             seen = self._seen.get(kind)
             if seen is not None and now - seen[0] < self.window:
                 seen[1] += 1
-                write = False
-            else:
-                repeats = int(seen[1]) if seen is not None else 0
-                self._seen.pop(kind, None)
-                self._seen[kind] = [now, 0]
-                if len(self._seen) > KINDS_MAX:
-                    del self._seen[next(iter(self._seen))]
-                write = True
-        if not write:
+                return None
+            self._seen.pop(kind, None)
+            self._seen[kind] = [now, 0]
+            if len(self._seen) > KINDS_MAX:
+                del self._seen[next(iter(self._seen))]
+            return int(seen[1]) if seen is not None else 0
+
+    def note(self, repeats: int) -> str:
+        return f" (and {repeats} more like it in the last {self.window:.0f}s)" if repeats else ""
+
+
+class Repeats(Window):
+    """For a caller that knows what makes two lines the same (an error's kind, one child's cause)."""
+
+    def log(self, logger: logging.Logger, level: int, kind: Hashable, msg: str, *args: object) -> bool:
+        """Writes `msg % args` at `level` unless a line of `kind` was written within the window
+        (then at debug level); returns whether it was written at `level`."""
+        repeats = self.admit(kind)
+        if repeats is None:
             logger.debug(msg, *args)
             return False
-        if repeats:
-            msg += f" (and {repeats} more like it in the last {self.window:.0f}s)"
-        logger.log(level, msg, *args)
+        logger.log(level, msg + self.note(repeats), *args)
         return True
 
 
@@ -49,32 +60,20 @@ _VARYING = re.compile(r"[0-9]+|/[^ ]*|'[^']*'")  # numbers, paths and URLs, quot
 
 
 class RepeatFilter(logging.Filter):
-    """For the log handler: warnings and errors of any logger (kopf's watch retries, urllib3's, ours)
-    whose text differs only in numbers, paths and quoted names are written once per window, the
-    next one with a count (Repeats)."""
+    """For the log handler, for the lines of loggers that are not ours (kopf's watch retries):
+    warnings and errors whose text differs only in numbers, paths and quoted names are written
+    once per window, the next one with a count."""
 
     def __init__(self, window: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.window, self.clock = window, clock
-        self._lock = threading.Lock()
-        self._seen: dict[Hashable, list[float]] = {}
+        self.windows = Window(window, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        kind = (record.name, record.levelno, _VARYING.sub("#", str(record.msg))[:120])
-        with self._lock:
-            now = self.clock()
-            seen = self._seen.get(kind)
-            if seen is not None and now - seen[0] < self.window:
-                seen[1] += 1
-                return False
-            repeats = int(seen[1]) if seen is not None else 0
-            self._seen.pop(kind, None)
-            self._seen[kind] = [now, 0]
-            if len(self._seen) > KINDS_MAX:
-                del self._seen[next(iter(self._seen))]
+        repeats = self.windows.admit((record.name, record.levelno, _VARYING.sub("#", record.getMessage())[:160]))
+        if repeats is None:
+            return False
         if repeats:
-            record.msg = f"{record.getMessage()} (and {repeats} more like it in the last {self.window:.0f}s)"
-            record.args = None
+            record.msg, record.args = record.getMessage() + self.windows.note(repeats), None
         return True

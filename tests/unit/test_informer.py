@@ -185,3 +185,14 @@ def test_a_required_kind_not_found_is_an_error_not_optional(monkeypatch: pytest.
     kube = ScriptedKube([("list", ApiError(404, "NotFound", "no")), ("list", ([], "3"))])
     run(kube, store)
     assert store.unserved() == frozenset()
+
+
+def test_every_watch_failing_alike_is_one_warning(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(informer, "retry_delay", lambda *a: 0.0)
+    monkeypatch.setattr(informer, "REPEATS", informer.Repeats())
+    caplog.set_level("DEBUG", "appkeeper.informer")
+    for kind in (DEPLOYMENT, BY_KIND["Service"], BY_KIND["Ingress"]):  # the API server away: each watch fails
+        run(ScriptedKube([("list", ApiError(0, "Unreachable", "refused"))]), Store(), kind)
+    failed = [r for r in caplog.records if "failed (0 Unreachable: refused)" in r.getMessage()]
+    assert [r.levelname for r in failed] == ["WARNING", "DEBUG", "DEBUG"]

@@ -35,8 +35,10 @@ def test_the_handler_filter_folds_lines_that_differ_in_numbers_paths_and_names()
     kopf = [record(f"Request attempt #{i}/9 failed; will retry: GET https://127.0.0.1:6443/apis/{p}?watch=true")
             for i, p in [(1, "apps"), (1, "configmaps"), (2, "apps"), (3, "configmaps")]]
     assert [folded.filter(r) for r in kopf] == [True, False, False, False]
-    assert folded.filter(record("watch of %s failed (%s)", "Deployment", "0 Unreachable", level=logging.WARNING))
-    assert not folded.filter(record("watch of %s failed (%s)", "Ingress", "0 Unreachable", level=logging.WARNING))
+    # One template, two different errors: never folded into one (a 403 hidden behind an outage).
+    assert folded.filter(record("retry %s (%s)", "attempt 1", "0 Unreachable", level=logging.WARNING))
+    assert not folded.filter(record("retry %s (%s)", "attempt 2", "0 Unreachable", level=logging.WARNING))
+    assert folded.filter(record("retry %s (%s)", "attempt 3", "403 Forbidden", level=logging.WARNING))
     assert folded.filter(record("something else entirely"))
     assert folded.filter(record("info lines are never folded", level=logging.INFO))
     assert folded.filter(record("info lines are never folded", level=logging.INFO))
