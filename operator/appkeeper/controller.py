@@ -76,9 +76,8 @@ def next_step(result: Outcome | BaseException, failures: int, max_backoff: float
     `failures` failures in a row before it."""
     if isinstance(result, Outcome):
         return Step(after=result.requeue_after)
-    attempt = failures + 1
+    attempt, why = failures + 1, f"{type(result).__name__}: {result}"
     if isinstance(result, OperatorError):
-        why = f"API: {result}" if result.__class__.__name__ == "ApiError" else f"{type(result).__name__}: {result}"
         if result.terminal:
             return Step(max_backoff, attempt, (reasons.API_ERROR, f"the API server refused this App's request: "
                                                                   f"{result}; retrying every {max_backoff:.0f}s"),
@@ -87,7 +86,6 @@ def next_step(result: Outcome | BaseException, failures: int, max_backoff: float
         report = (reasons.API_ERROR, f"the API server keeps failing this App's requests: {result}") \
             if attempt == REPORT_AFTER else None
         return Step(delay, attempt, report, result.unreachable, why)
-    why = f"{type(result).__name__}: {result}"
     return Step(retry_delay(attempt, None, max_backoff, jitter), attempt,
                 (reasons.INTERNAL_ERROR, f"the operator failed reconciling this App ({why}); it retries with backoff"),
                 why=why)
@@ -155,21 +153,21 @@ class Controller:
         if step.attempt == 0:
             _OK.inc()
             self.failures.pop(key, None)
-        else:
+        elif isinstance(result, BaseException):
             self._failed(key, step, result)
         if step.after is not None:
             self.queue.add_after(key, step.after)
         if step.report is not None:
             await loop.run_in_executor(self.pool, _for_shard, shard, self.reconciler.report_failure, key, *step.report)
 
-    def _failed(self, key: AppKey, step: Step, error: object) -> None:
+    def _failed(self, key: AppKey, step: Step, error: BaseException) -> None:
         _FAILED.inc()
         _RETRIES.inc()
         self.failures[key] = step.attempt
         if step.unreachable:
             self.api_up.clear()  # no answer at all: hold every worker until the probe hears one
         if not isinstance(error, OperatorError):
-            log.error("reconcile of %s/%s failed", *key, exc_info=error if isinstance(error, BaseException) else None)
+            log.error("reconcile of %s/%s failed", *key, exc_info=error)
         # One line per kind of failure while it repeats (an outage fails every App the same way).
         self.repeats.log(log, logging.WARNING, f"{type(error).__name__} {getattr(error, 'status', '')}",
                          "reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, step.after or 0.0,
