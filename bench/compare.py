@@ -238,13 +238,18 @@ def ceiling(kube: Kube, ns: str, n: int) -> None:
     in_parallel(n, one)
 
 
+def bare_deployment(ns: str, name: str) -> dict[str, Any]:
+    """The Deployment appkeeper would build for App `name`, without the App (no ownerReference)."""
+    app = {**app_body(name), "metadata": {"name": name, "namespace": ns, "uid": "none", "generation": 1}}
+    body: dict[str, Any] = next(c for c in children(app) if c["kind"] == "Deployment")
+    body["metadata"].pop("ownerReferences", None)
+    return body
+
+
 def deployments(kube: Kube, ns: str, n: int) -> None:
     """The Deployment appkeeper would build for each App, without the App (no ownerReference)."""
     def one(i: int) -> None:
-        app = {**app_body(f"d{i}"), "metadata": {"name": f"d{i}", "namespace": ns, "uid": "none", "generation": 1}}
-        body = next(c for c in children(app) if c["kind"] == "Deployment")
-        body["metadata"].pop("ownerReferences", None)
-        kube.request("POST", path_for("apps/v1", "Deployment", ns), body)
+        kube.request("POST", path_for("apps/v1", "Deployment", ns), bare_deployment(ns, f"d{i}"))
 
     in_parallel(n, one)
 
@@ -273,18 +278,11 @@ def repairs(kube: Kube, ns: str, n: int, ceiling: bool = False) -> dict[str, Any
     ours sees a new one (another uid) by that name. p50/p99/max in ms. `ceiling`: no operator; this
     watch itself creates the Deployment again the moment it sees it deleted (one POST of the body
     built before), which is as fast as any operator could repair through this API server."""
-    built: dict[str, dict[str, Any]] = {}
+    built = {f"a{i}": bare_deployment(ns, f"a{i}") for i in range(n)} if ceiling else {}
 
     def recreate(gone: dict[str, Any]) -> None:
         kube.request("POST", path_for("apps/v1", "Deployment", ns), built[gone["metadata"]["name"]])
 
-    if ceiling:
-        for i in range(n):
-            app = {**app_body(f"a{i}"), "metadata": {"name": f"a{i}", "namespace": ns, "uid": "none",
-                                                     "generation": 1}}
-            body = next(c for c in children(app) if c["kind"] == "Deployment")
-            body["metadata"].pop("ownerReferences", None)
-            built[f"a{i}"] = body
     deployments = Watcher(kube, "apps/v1", "Deployment", ns, on_deleted=recreate if ceiling else None)
     if not deployments.wait(lambda: len(deployments.latest) >= n, 60):
         raise TimeoutError(f"the watch did not list {n} Deployments in 60 s")
