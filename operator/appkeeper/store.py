@@ -65,7 +65,7 @@ def drifted(held: Json | None, new: Json) -> bool:
 DROPPED: dict[str, tuple[str, ...]] = {"ConfigMap": ("data", "binaryData")}
 POD_METADATA = frozenset({"name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
                           "creationTimestamp", "deletionTimestamp", "generateName"})
-GONE_MAX = 10_000  # children remembered as deleted; the oldest is forgotten first (it is then asked about)
+GONE_MAX = 10_000  # children (and uids) remembered as deleted; the oldest is forgotten first (it is then asked about)
 ORPHANS_MAX = 100_000  # labelled objects of Apps not held that are remembered by name (not kept)
 
 
@@ -121,6 +121,13 @@ def _newer(obj: Json, old: Json | None) -> bool:
     if old is None or old["metadata"].get("uid") != obj["metadata"].get("uid"):
         return True
     return _rv(obj) >= _rv(old)
+
+
+def _remember(table: dict[Any, None], key: Any) -> None:
+    """Adds `key` to a bounded record; the oldest is forgotten first."""
+    table[key] = None
+    if len(table) > GONE_MAX:
+        del table[next(iter(table))]
 
 
 def app_key(obj: Json) -> AppKey:
@@ -242,6 +249,9 @@ class Store:
         self._unfilled: dict[AppKey, set[str]] = {}
         # Children the watch said were deleted (a repair creates at once, with no GET first).
         self._gone: dict[tuple[AppKey, ChildKey], None] = {}
+        # The uids the watch said were deleted: our own write's answer, put after the watch's
+        # DELETED of that very object, must not bring it back (a repair would then see it there).
+        self._dead: dict[str, None] = {}
         # Optional kinds (kinds.Kind.optional) the API server was last seen not to serve.
         self._unserved: frozenset[str] = frozenset()
 
@@ -330,6 +340,8 @@ class Store:
         owner = owner_of(obj)
         if owner is None or not self.accepts(owner) or not self._held(owner, obj):
             return None
+        if self._dead and obj["metadata"].get("uid") in self._dead:
+            return owner  # deleted already; the watch's DELETED queued its App
         _keep(self._lock, lambda: table.setdefault(owner, {}), key, obj)
         if table is self._children and self._gone:
             with self._lock:
@@ -355,16 +367,17 @@ class Store:
                 self._orphan_count -= 1
                 if not names:
                     del self._orphans[owner]
-            held = table.get(owner, {})
+            held, uid = table.get(owner, {}), obj["metadata"].get("uid")
             old = held.get(key)
-            if old is not None and old["metadata"].get("uid") == obj["metadata"].get("uid"):
-                del held[key]
-                if not held:
-                    del table[owner]
+            if uid:
+                _remember(self._dead, uid)
+            if old is None or old["metadata"].get("uid") == uid:
+                if old is not None:
+                    del held[key]
+                    if not held:
+                        del table[owner]
                 if table is self._children:  # seen to go: a repair need not ask the API first
-                    self._gone[(owner, key)] = None
-                    if len(self._gone) > GONE_MAX:
-                        del self._gone[next(iter(self._gone))]
+                    _remember(self._gone, (owner, key))
         return owner if owner in self._apps else None
 
     def seen_deleted(self, owner: AppKey, key: ChildKey) -> bool:

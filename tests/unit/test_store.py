@@ -33,6 +33,24 @@ def test_delete_of_an_old_incarnation_keeps_the_new_one() -> None:
     assert s.put_child({"kind": "Service", "metadata": {"name": "x", "labels": {}}}) is None
 
 
+def test_our_write_answered_after_the_watch_saw_it_deleted_does_not_bring_it_back() -> None:
+    """A repair's create returns, another client deletes the new object, and the watch says so
+    before the reconcile puts its write's answer: the store must not hold the deleted object
+    (the next reconcile would see it there and not repair it)."""
+    s = Store()
+    s.put_app(obj("App", "1"))
+    s.put_child(obj("Service", "5", uid="a"))
+    s.drop_child(obj("Service", "6", uid="a"))
+    assert s.seen_deleted(("ns", "shop"), ("Service", "shop"))
+    s.drop_child(obj("Service", "8", uid="b"))  # the watch: b was made and deleted ...
+    assert s.put_child(obj("Service", "7", uid="b")) == ("ns", "shop")  # ... then our create's answer
+    assert s.child(("ns", "shop"), ("Service", "shop")) is None
+    assert s.seen_deleted(("ns", "shop"), ("Service", "shop"))
+    s.put_child(obj("Service", "9", uid="c"))
+    assert s.child(("ns", "shop"), ("Service", "shop"))["metadata"]["uid"] == "c"  # type: ignore[index]
+    assert not s.seen_deleted(("ns", "shop"), ("Service", "shop"))
+
+
 def test_a_relist_drops_what_vanished_and_names_the_apps() -> None:
     from appkeeper.store import Store
 
