@@ -81,7 +81,7 @@ def dockerd_argv() -> list[str]:
         raise SystemExit("dockerd is not installed")
     return [path, "--data-root", str(DATA_ROOT), "--exec-root", str(RUN / "exec"), "--pidfile", str(PIDFILE),
             "--host", f"unix://{SOCKET}", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-            "--ip-masq=false", "--bridge=none", "--dns", "127.0.0.1", "--userland-proxy=false",
+            "--ip-masq=false", "--bridge=none", "--dns", "127.0.0.1",
             "--add-runtime", f"capshim={CAPSHIM}", "--default-runtime", "capshim"]
 
 
