@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
+.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -62,16 +62,16 @@ cluster-down: ## stop exactly the processes cluster-up started
 cluster-status:
 	$(CLUSTER) status
 
-kind-up: ## a kind cluster, for machines with a Docker engine
-	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "kind needs a running Docker engine; use 'make cluster-up' here"; exit 1; }
-	GOBIN=$$HOME/.cache/appkeeper/kind go install sigs.k8s.io/kind@v0.30.0
-	$$HOME/.cache/appkeeper/kind/kind create cluster --name appkeeper --wait 120s
-	$(MAKE) image
-	$$HOME/.cache/appkeeper/kind/kind load docker-image --name appkeeper "$$($(PY) -c 'import sys; sys.path.insert(0, "hack"); import images; print(images.operator_image())')"
-	@echo "export KUBECONFIG=$$HOME/.kube/config  # then: make test-e2e"
+kind-up: venv ## a kind cluster "appkeeper": the user's Docker and kindest/node, or here our engine and a node built here
+	$(PY) hack/kindcluster.py up
+	@echo "then: export KUBECONFIG=$$HOME/.cache/appkeeper/kind/kubeconfig; make test-e2e (or make test-kind)"
 
-kind-down:
-	$$HOME/.cache/appkeeper/kind/kind delete cluster --name appkeeper
+kind-down: ## delete it; here, stop our engine too: the host as it was
+	$(PY) hack/kindcluster.py down
+
+test-kind: venv ## the in-cluster tier (helm install, pods serving, rollbacks, helm test) on the kind cluster
+	KUBECONFIG=$$HOME/.cache/appkeeper/kind/kubeconfig PATH="$$($(PY) hack/localcluster.py build):$$PATH" \
+	  $(PY) -m pytest -q -rA tests/e2e/realnode
 
 kind-host-up: ## here, with no Docker: our own dockerd for kind (hack/kindhost.py: capshim runtime, guarded network)
 	python3 hack/kindhost.py up

@@ -21,6 +21,7 @@ system dockerd with its NAT rules never runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,9 @@ LOG = CACHE / "docker.log"
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
 CAPSHIM = ROOT / "hack" / "capshim.py"
 NETWORK, BRIDGE, SUBNET = "kind", "akkind0", "10.250.0.0/16"  # kind uses a network named "kind" if one exists
+# The kind cluster's pod and Service ranges (hack/kind/config.yaml): the host routes them to the node
+# (hack/kindcluster.py), and the guard keeps them on the machine like the network's own range.
+POD_SUBNET, SERVICE_SUBNET = "10.251.0.0/16", "10.252.0.0/16"
 GUARD_TABLE = "appkeeper_kind_guard"
 
 
@@ -118,14 +122,17 @@ def up() -> None:
 
 def install_guard() -> None:
     keep = f'oifname {{ "lo", "{BRIDGE}" }}'
+    rules = "".join(
+        f'\n    ip {way} {cidr} {keep} accept\n    ip {way} {cidr} counter drop comment "kind: {what} stay here"'
+        for cidr, what in ((SUBNET, "nodes"), (POD_SUBNET, "pods"), (SERVICE_SUBNET, "Services"))
+        for way in ("saddr", "daddr"))
+    # Made anew each time (`table` then `delete table`: no error if it was not there).
     subprocess.run(["nft", "-f", "-"], check=True, text=True, input=f"""
+table inet {GUARD_TABLE}
+delete table inet {GUARD_TABLE}
 table inet {GUARD_TABLE} {{
   chain postrouting {{
-    type filter hook postrouting priority -300; policy accept;
-    ip saddr {SUBNET} {keep} accept
-    ip saddr {SUBNET} counter drop comment "kind's containers off the machine"
-    ip daddr {SUBNET} {keep} accept
-    ip daddr {SUBNET} counter drop comment "kind's range off the machine"
+    type filter hook postrouting priority -300; policy accept;{rules}
   }}
 }}
 """)
@@ -146,6 +153,7 @@ def down() -> None:
         for cid in docker("ps", "-aq", check=False).stdout.split():
             docker("rm", "-f", cid, check=False)
         docker("network", "rm", NETWORK, check=False)
+        wait_containers_gone()
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while running() and time.monotonic() < deadline:
@@ -158,6 +166,31 @@ def down() -> None:
         subprocess.run(["umount", "-l", target], check=False)
     shutil.rmtree(RUN, ignore_errors=True)
     subprocess.run(["nft", "delete", "table", "inet", GUARD_TABLE], capture_output=True, check=False)
+
+
+def container_processes() -> list[int]:
+    """Processes still in a container's cgroup (Docker's cgroup parent is /docker)."""
+    found = []
+    for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
+        try:
+            if ":/docker/" in cgroup.read_text():
+                found.append(int(cgroup.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def wait_containers_gone(timeout: float = 30) -> None:
+    """A removed container's processes (a kind node's systemd, kubelet, pods) die a moment after
+    `docker rm` returns: down returns once they have."""
+    deadline = time.monotonic() + timeout
+    while container_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left := container_processes():
+        log(f"{len(left)} container processes outlived their containers: killing them")
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:

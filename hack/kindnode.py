@@ -52,7 +52,7 @@ LOCAL_PATH_VERSION = "v0.0.30"
 HELPER_IMAGE = "appkeeper.local/local-path-helper:1"
 PROVISIONER_IMAGE = f"appkeeper.local/local-path-provisioner:{LOCAL_PATH_VERSION}"
 NODE_REPO = "appkeeper.local/kind-node"
-POD_SUBNET = "10.251.0.0/16"  # also in hack/kind-config.yaml; not the local cluster's 10.244/16
+
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 
 

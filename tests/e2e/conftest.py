@@ -32,12 +32,19 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subproc
 
 
 def wait_condition(ref: str, condition: str, namespace: str | None = None, timeout: int = 60) -> None:
-    """`kubectl wait` for a condition to be True, by JSONPath: `--for=condition=` fails at once,
-    not waits, while the object has no `.status.conditions` yet (a CRD just applied, a Pod just
-    created), which made CI fail at random."""
+    """Polls until `ref` (kind/name) has `condition` True. Not `kubectl wait`: both its
+    `--for=condition=` and its JSONPath form fail at once, not wait, while the object has no
+    `.status.conditions` yet (a CRD just applied, a Pod just created), which made CI fail at random."""
     where = ["-n", namespace] if namespace else []
-    kubectl("wait", *where, f"--for=jsonpath={{.status.conditions[?(@.type==\"{condition}\")].status}}=True",
-            ref, f"--timeout={timeout}s")
+
+    def true() -> bool:
+        proc = kubectl("get", *where, ref, "-o", "json", check=False)
+        if proc.returncode != 0:
+            return False
+        conditions = (json.loads(proc.stdout).get("status") or {}).get("conditions") or []
+        return any(c.get("type") == condition and c.get("status") == "True" for c in conditions)
+
+    wait_for(f"{ref} {condition}", true, timeout=timeout)
 
 
 def get(kind: str, name: str, namespace: str) -> dict[str, Any] | None:

@@ -37,15 +37,34 @@ def helm(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Com
     return proc
 
 
+def labelled_nodes() -> list[dict[str, Any]]:
+    out = kubectl("get", "nodes", "-l", f"{LABEL}=true", "-o", "json", check=False)
+    return list(json.loads(out.stdout)["items"]) if out.returncode == 0 else []
+
+
 @pytest.fixture(scope="session")
 def real_node(cluster: Cluster) -> str:
-    node = get("node", realnode.NODE_NAME, "default")
-    if node is None:
+    """The node where pods really run: the local cluster's kubelet, or a kind node (hack/kindcluster.py
+    labels it the same way)."""
+    nodes = labelled_nodes()
+    if not nodes:
         why = "the cluster has no real node (needs root; APPKEEPER_REAL_NODE=0 turns it off)"
         if os.environ.get("APPKEEPER_REQUIRE_REAL_NODE") == "1":
             pytest.fail(why + ", and APPKEEPER_REQUIRE_REAL_NODE=1 (CI) requires it")
         pytest.skip(why)
-    return realnode.NODE_NAME
+    return str(nodes[0]["metadata"]["name"])
+
+
+def on_kind() -> bool:
+    """Whether the real node is a kind node (its provider ID says so)."""
+    return any(str(n["spec"].get("providerID", "")).startswith("kind://") for n in labelled_nodes())
+
+
+def local_node_only(real_node: str) -> None:
+    """For tests of the local cluster's own node (its bridge, guards, address): skip on kind."""
+    if on_kind():
+        pytest.skip("checks the local cluster's real node (its bridge, guard table and address); "
+                    "kind's network is checked by tests/kind")
 
 
 @dataclass
@@ -74,7 +93,8 @@ def incluster(real_node: str, crd: str, tmp_path_factory: pytest.TempPathFactory
     """`make image`, then `helm install` of the chart with that image onto the real node, in a
     namespace that enforces the restricted Pod Security Standard."""
     t0 = time.monotonic()
-    built = subprocess.run([sys.executable, str(ROOT / "hack" / "images.py"), "import", "operator"],
+    loader = ["kindcluster.py", "load"] if on_kind() else ["images.py", "import"]
+    built = subprocess.run([sys.executable, str(ROOT / "hack" / loader[0]), loader[1], "operator"],
                            capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stderr
     build_seconds = time.monotonic() - t0

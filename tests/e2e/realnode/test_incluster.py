@@ -49,11 +49,11 @@ def degraded_reason(name: str, ns: str) -> tuple[str, str] | None:
     return (c["reason"], c["message"]) if c.get("status") == "True" else None
 
 
-def test_operator_pods_run_the_image_built_here_under_restricted(incluster: Release) -> None:
+def test_operator_pods_run_the_image_built_here_under_restricted(incluster: Release, real_node: str) -> None:
     pods = incluster.operator_pods()
     assert len(pods) == 2  # the chart's default: two replicas, one leader
     for pod in pods:
-        assert pod["spec"]["nodeName"] == "realnode-0"
+        assert pod["spec"]["nodeName"] == real_node
         assert pod["status"]["phase"] == "Running"
         [cs] = pod["status"]["containerStatuses"]
         assert cs["ready"] is True  # /healthz is green on the standby too
@@ -70,14 +70,15 @@ def test_operator_pods_run_the_image_built_here_under_restricted(incluster: Rele
     assert "Forbidden" not in incluster.logs()
 
 
-def test_web_app_serves_through_its_service_and_keeps_its_volume(incluster: Release, namespace: str) -> None:
+def test_web_app_serves_through_its_service_and_keeps_its_volume(incluster: Release, namespace: str,
+                                                                 real_node: str) -> None:
     t0 = time.monotonic()
     apply(real_app("web", **WEB), namespace)
     body = wait_ready("web", namespace, timeout=120)
     print(f"App with 2 real replicas, readiness probe and a claim Ready in {time.monotonic() - t0:.1f}s")
     assert body["status"]["readyReplicas"] == 2
     running = pods(namespace, "web")
-    assert {p["spec"]["nodeName"] for p in running} == {"realnode-0"}
+    assert {p["spec"]["nodeName"] for p in running} == {real_node}
     ip = get("service", "web", namespace)["spec"]["clusterIP"]  # type: ignore[index]
     # From the host, through kube-proxy's rules for the ClusterIP, to a real httpd.
     served(f"http://{ip}/", "appkeeper test-web\n")

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from ..conftest import kubectl, wait_condition, wait_for
-from .conftest import ON_REAL_NODE, WEB_IMAGE, realnode
+from .conftest import ON_REAL_NODE, WEB_IMAGE, local_node_only, on_kind, realnode
 
 # Every process the local cluster starts.
 CLUSTER_PROCESSES = {"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok", "metrics-server",
@@ -20,6 +20,7 @@ CLUSTER_PROCESSES = {"etcd", "kube-apiserver", "kube-controller", "kube-schedule
 
 
 def test_guards_drop_cluster_ranges_off_the_machine(real_node: str) -> None:
+    local_node_only(real_node)
     rules = subprocess.run(["nft", "list", "table", "inet", realnode.GUARD_TABLE], capture_output=True, text=True,
                            check=True).stdout
     assert "hook postrouting" in rules
@@ -42,6 +43,7 @@ def test_guards_drop_cluster_ranges_off_the_machine(real_node: str) -> None:
 
 
 def test_nothing_listens_on_the_external_interface(real_node: str) -> None:
+    local_node_only(real_node)
     out = subprocess.run(["ss", "-H", "-l", "-n", "-t", "-u", "-p"], capture_output=True, text=True,
                          check=True).stdout
     allowed = {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address(realnode.BRIDGE_IP)}
@@ -72,10 +74,11 @@ def probe_pod(real_node: str, namespace: str) -> str:
 
 def test_pods_resolve_cluster_names_and_nothing_else(probe_pod: str, namespace: str) -> None:
     resolv = kubectl("exec", "-n", namespace, probe_pod, "--", "cat", "/etc/resolv.conf").stdout
-    assert f"nameserver {realnode.BRIDGE_IP}" in resolv
+    dns = realnode.BRIDGE_IP if not on_kind() else service_ip("kube-system", "kube-dns")
+    assert f"nameserver {dns}" in resolv
     assert f"search {namespace}.svc.cluster.local" in resolv
     found = kubectl("exec", "-n", namespace, probe_pod, "--", "nslookup", "kubernetes.default.svc.cluster.local")
-    assert "10.96.0.1" in found.stdout
+    assert service_ip("default", "kubernetes") in found.stdout
     outside = kubectl("exec", "-n", namespace, probe_pod, "--", "nslookup", "example.com", check=False)
     # Not resolved: NXDOMAIN from CoreDNS's catch-all (or, on a loaded machine, busybox giving up
     # on the search-path queries first); never an answer.
@@ -91,10 +94,22 @@ def test_dns_policy_default_goes_nowhere(real_node: str, namespace: str) -> None
     wait_condition("pod/hostdns", "Ready", namespace, timeout=90)
     resolv = kubectl("exec", "-n", namespace, "hostdns", "--", "cat", "/etc/resolv.conf").stdout
     servers = re.findall(r"^nameserver\s+(\S+)", resolv, re.M)
-    assert servers == ["127.0.0.1"], resolv  # inside the pod's own network namespace: nothing there
+    if not on_kind():
+        assert servers == ["127.0.0.1"], resolv  # inside the pod's own network namespace: nothing there
+    else:  # the kind node's own address, where nothing answers on port 53 (hack/kind/entrypoint)
+        node = json.loads(kubectl("get", "node", real_node, "-o", "json").stdout)
+        assert servers == [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"], resolv
+    outside = kubectl("exec", "-n", namespace, "hostdns", "--", "nslookup", "example.com", check=False)
+    assert outside.returncode != 0
+    assert "Name:" not in outside.stdout, outside.stdout
+
+
+def service_ip(namespace: str, name: str) -> str:
+    return str(json.loads(kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout)["spec"]["clusterIP"])
 
 
 def test_the_real_node_takes_only_pods_that_ask(real_node: str, namespace: str) -> None:
+    local_node_only(real_node)
     node = json.loads(kubectl("get", "node", real_node, "-o", "json").stdout)
     assert {"key": realnode.LABEL, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
     assert node["metadata"]["labels"][realnode.LABEL] == "true"
