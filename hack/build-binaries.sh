@@ -59,7 +59,8 @@ if [[ "${1:-}" == "--update-sums" ]]; then
   : >"$here/tools.sum"
   for mod in "sigs.k8s.io/kwok@$KWOK_VERSION" "helm.sh/helm/v3@$HELM_VERSION" \
              "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION" \
-             "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION"; do
+             "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" \
+             "github.com/rancher/local-path-provisioner@$(sed -n 's/^LOCAL_PATH_VERSION=//p' "$here/kind/versions.env")"; do
     sum=$(cd "$wrapper" && GOFLAGS=-mod=mod go mod download -json "$mod" | sed -n 's/.*"Sum": "\(.*\)".*/\1/p')
     [[ -n "$sum" ]] || die "no sum for $mod"
     echo "${mod%@*} ${mod#*@} $sum" >>"$here/tools.sum"

@@ -31,10 +31,11 @@ sys.path.insert(0, str(HACK))
 
 import images  # noqa: E402
 import kindhost  # noqa: E402
+import kindnode  # noqa: E402
 import realnode  # noqa: E402
 
 NAME = "appkeeper"
-KIND_VERSION = "v0.30.0"
+KIND_VERSION = kindnode.versions(HACK / "kind" / "versions.env")["KIND_VERSION"]
 KIND_DIR = images.CACHE.parent / "kind"
 KIND = KIND_DIR / "kind"
 KUBECONFIG = KIND_DIR / "kubeconfig"
@@ -102,8 +103,6 @@ def up() -> None:
     else:
         create = ["create", "cluster", "--name", NAME, "--kubeconfig", str(KUBECONFIG), "--wait", "180s"]
         if ours:
-            import kindnode
-
             create += ["--image", kindnode.node_image(), "--config", str(CONFIG)]
         t1 = time.monotonic()
         kind(ours, *create)

@@ -48,9 +48,7 @@ NODE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "containerd", "runc", "conta
                  "ca-certificates", "libseccomp2", "hostname")
 # What kube-proxy's image carries besides the binary: the tools it runs (nftables mode; iptables too).
 PROXY_TOOLS = ("/usr/sbin/nft", "/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi", "/usr/sbin/conntrack")
-LOCAL_PATH_VERSION = "v0.0.30"
 HELPER_IMAGE = "appkeeper.local/local-path-helper:1"
-PROVISIONER_IMAGE = f"appkeeper.local/local-path-provisioner:{LOCAL_PATH_VERSION}"
 NODE_REPO = "appkeeper.local/kind-node"
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
@@ -64,13 +62,17 @@ def run(*argv: str, **kw: object) -> str:
     return images.run(*argv, **kw)
 
 
-def versions() -> dict[str, str]:
+def versions(path: Path = HACK / "versions.env") -> dict[str, str]:
     out = {}
-    for line in (HACK / "versions.env").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             k, _, v = line.partition("=")
             out[k.strip()] = v.strip()
     return out
+
+
+LOCAL_PATH_VERSION = versions(HACK / "kind" / "versions.env")["LOCAL_PATH_VERSION"]
+PROVISIONER_IMAGE = f"appkeeper.local/local-path-provisioner:{LOCAL_PATH_VERSION}"
 
 
 def k8s_bins() -> Path:

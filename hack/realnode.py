@@ -355,11 +355,13 @@ def restore_host(state: Path, log: object) -> list[str]:
     done += unmount_ours(state)
     done += remove_cgroups()
     for link in set(host_snapshot()["links"]) - set(before.get("links", [])):
-        if link == BRIDGE or link.startswith("veth"):
+        if link == BRIDGE or (link.startswith("veth") and not foreign(link)):
             sh("ip", "link", "del", link, check=False)
             done.append(f"link {link}")
     for table in set(sh("nft", "list", "tables", check=False).splitlines()) - set(before.get("nft_tables", [])):
         family_name = table.split()[1:]
+        if family_name[-1] in FOREIGN_TABLES:
+            continue
         sh("nft", "delete", "table", *family_name, check=False)
         done.append(f"nft {table}")
     for key, value in before.get("sysctls", {}).items():
@@ -375,6 +377,17 @@ def restore_host(state: Path, log: object) -> list[str]:
     if done:
         log(f"host restored: {', '.join(done)}")  # type: ignore[operator]
     return done
+
+
+# What the kind host (hack/kindhost.py) makes while the local cluster may be up: not ours to remove.
+FOREIGN_TABLES = {"appkeeper_kind_guard"}
+FOREIGN_BRIDGES = {"akkind0"}
+
+
+def foreign(link: str) -> bool:
+    """A container's veth on the kind host's bridge (Docker's, not the kubelet's)."""
+    shown = sh("ip", "-o", "link", "show", "dev", link, check=False)
+    return any(f"master {bridge} " in shown for bridge in FOREIGN_BRIDGES)
 
 
 def kill_leftovers() -> list[str]:

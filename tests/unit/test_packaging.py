@@ -30,9 +30,9 @@ def test_every_declared_dependency_is_pinned_exactly() -> None:
     assert len(pins) > len(names)  # their dependencies are pinned too
 
 
-def pins() -> dict[str, str]:
+def pins(path: Path = ROOT / "hack" / "versions.env") -> dict[str, str]:
     out = {}
-    for line in (ROOT / "hack" / "versions.env").read_text().splitlines():
+    for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and not line.startswith("#"):
             out[key] = value
@@ -42,7 +42,7 @@ def pins() -> dict[str, str]:
 def test_every_go_pin_has_its_committed_sums() -> None:
     """A pin in hack/versions.env changed without `hack/build-binaries.sh --update-sums` fails here,
     before a build downloads what nothing checks."""
-    v = pins()
+    v, kind = pins(), pins(ROOT / "hack" / "kind" / "versions.env")
     go_mod = (ROOT / "hack" / "k8sbuild" / "go.mod").read_text()
     go_sum = (ROOT / "hack" / "k8sbuild" / "go.sum").read_text()
     for module, version in (("k8s.io/kubernetes", v["KUBERNETES_VERSION"]),
@@ -53,6 +53,7 @@ def test_every_go_pin_has_its_committed_sums() -> None:
     assert tools == {("sigs.k8s.io/kwok", v["KWOK_VERSION"]), ("helm.sh/helm/v3", v["HELM_VERSION"]),
                      ("sigs.k8s.io/metrics-server", v["METRICS_SERVER_VERSION"]),
                      ("github.com/coredns/coredns", v["COREDNS_VERSION"]),
-                     ("sigs.k8s.io/cri-tools", v["CRI_TOOLS_VERSION"])}
+                     ("sigs.k8s.io/cri-tools", v["CRI_TOOLS_VERSION"]),
+                     ("github.com/rancher/local-path-provisioner", kind["LOCAL_PATH_VERSION"])}
     script = (ROOT / "hack" / "build-binaries.sh").read_text()
     assert "GOFLAGS=-mod=readonly" in script  # the committed go.sum is used, never rewritten
