@@ -30,6 +30,9 @@ QUANTITY_MAX = 64  # the CRD's maxLength for a quantity; a longer one is refused
 _SUFFIX = {"": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 MAX_REPLICAS = 10000  # the CRD's maximum for every replica count
+MAX_DRAIN_SECONDS = 600  # the CRD's maximum for spec.rollout.drainSeconds
+DRAIN_SECONDS = 5  # the operator's default drain (--drain-seconds, the chart's rollout.drainSeconds)
+STOP_GRACE_SECONDS = 30  # the program's own time to stop after the drain (Kubernetes' default grace)
 MESSAGE_MAX = 240  # characters of a SpecError's message
 CRON_MAX = 128  # the CRD's maxLength of a cron expression: croniter never sees a longer one
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "Headless", "None")
@@ -124,6 +127,7 @@ class Rollout:
     auto_rollback: bool
     failure_threshold: FailureThreshold = FailureThreshold()
     revision_history_limit: int = 5
+    drain_seconds: int | None = None  # None: the operator's default (options.Options.drain_seconds)
 
 
 @dataclass(frozen=True)
@@ -497,6 +501,8 @@ def _rollout(raw: Json) -> Rollout:
         auto_rollback=bool(raw.get("autoRollback", True)),
         failure_threshold=_failure_threshold(raw.get("failureThreshold") or {}),
         revision_history_limit=_int(raw.get("revisionHistoryLimit", 5), "spec.rollout.revisionHistoryLimit", 1, 100),
+        drain_seconds=None if raw.get("drainSeconds") is None else _int(
+            raw["drainSeconds"], "spec.rollout.drainSeconds", 0, MAX_DRAIN_SECONDS),
     )
 
 

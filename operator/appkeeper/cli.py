@@ -16,7 +16,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 from . import __version__
-from .api import GROUP, PLURAL, VERSION
+from .api import GROUP, MAX_DRAIN_SECONDS, PLURAL, VERSION
 from .health import Health, serve
 from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
@@ -96,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--optional-kinds-poll-seconds", type=float, default=Options.optional_poll_seconds,
                      help="how often the API of a missing optional child kind (ServiceMonitor, NetworkPolicy) is "
                           f"looked for (default {Options.optional_poll_seconds:.0f})")
+    add_drain_argument(run)
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")
     run.add_argument("--health-port", type=int, default=8081, help="/healthz (alive) and /readyz (serving) port")
     run.add_argument("--bind-address", default="0.0.0.0",
@@ -114,7 +115,16 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("-f", "--filename", required=True, help="the App manifest (YAML; '-' reads stdin)")
     diff.add_argument("-n", "--namespace", default=None, help="namespace (default: the manifest's, else default)")
     diff.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    add_drain_argument(diff)
     return p
+
+
+def add_drain_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--drain-seconds", type=int, default=Options.drain_seconds,
+                        choices=range(MAX_DRAIN_SECONDS + 1),
+                        metavar=f"0-{MAX_DRAIN_SECONDS}",
+                        help="every pod's preStop sleep where spec.rollout.drainSeconds is unset; 0: none "
+                             f"(default {Options.drain_seconds}; the operator's value, for diff)")
 
 
 def add_election_arguments(run: argparse.ArgumentParser) -> None:
@@ -153,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         from . import diff
 
-        return diff.run(Kube(load_configuration(args.kubeconfig), pool_size=2), args.filename, args.namespace)
+        return diff.run(Kube(load_configuration(args.kubeconfig), pool_size=2), args.filename, args.namespace,
+                        args.drain_seconds)
     configure_logging(args.log_format, args.log_level)
     fix_mmap_threshold()
     if args.kubeconfig:
@@ -193,7 +204,8 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
                       optional_poll_seconds=args.optional_kinds_poll_seconds,
                       kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
                       namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
-                      admission_policy=args.admission_policy, own_namespace=args.leader_election_namespace)
+                      admission_policy=args.admission_policy, own_namespace=args.leader_election_namespace,
+                      drain_seconds=args.drain_seconds)
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
     try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .api import API_VERSION, KIND, App, AppSpec, Json, Volume
+from .api import API_VERSION, DRAIN_SECONDS, KIND, STOP_GRACE_SECONDS, App, AppSpec, Json, Volume
 from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_data, snapshot_label
 from .names import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, MANAGER
 from .schedules import scheduled_minimum
@@ -100,14 +100,15 @@ def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:
 
 
 def build_workload(app: App, replicas: int, template_override: Json | None = None,
-                   config: ConfigPlan | None = None, profile: str = "baseline") -> Json:
+                   config: ConfigPlan | None = None, profile: str = "baseline",
+                   drain_seconds: int = DRAIN_SECONDS) -> Json:
     """`template_override`: a rollback's template (it names its own snapshots); else the spec's,
-    naming the current config snapshots."""
+    naming the current config snapshots. `drain_seconds`: the operator's default drain."""
     spec = app.spec
     if template_override:
         template = copy.deepcopy(template_override)
     else:
-        template = build_pod_template(app, profile)
+        template = build_pod_template(app, profile, drain_seconds)
         if config is not None:
             template = rewrite(template, config)
     if spec.is_stateful:
@@ -135,9 +136,11 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
     })
 
 
-def build_pod_template(app: App, profile: str = "baseline") -> Json:
-    """`profile`: the Pod Security Standard to build for (restricted | baseline)."""
+def build_pod_template(app: App, profile: str = "baseline", drain_seconds: int = DRAIN_SECONDS) -> Json:
+    """`profile`: the Pod Security Standard to build for (restricted | baseline). `drain_seconds`:
+    the operator's default, where spec.rollout.drainSeconds is unset."""
     spec, pod = app.spec, app.spec.pod
+    drain = spec.rollout.drain_seconds if spec.rollout.drain_seconds is not None else drain_seconds
     # The log's last lines stand in for a termination message the program did not write, so a
     # crash says why (podhealth.py quotes its first line).
     container: Json = {"name": app.name, "image": spec.image, "terminationMessagePolicy": "FallbackToLogsOnError"}
@@ -156,6 +159,9 @@ def build_pod_template(app: App, profile: str = "baseline") -> Json:
         "volumeMounts": [_mount(v) for v in spec.volumes],
     }
     container.update({k: v for k, v in optional.items() if v})
+    if drain:
+        # The pod keeps serving while kube-proxy stops routing to it: native, no binary in the image.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain}}}
     if profile == "restricted":  # the user's fields over what the standard requires
         container["securityContext"] = {**RESTRICTED_CONTAINER, **copy.deepcopy(pod.container_security_context or {})}
     else:
@@ -163,7 +169,10 @@ def build_pod_template(app: App, profile: str = "baseline") -> Json:
     metadata: Json = {"labels": {**pod.labels, **labels(app.name)}}
     if pod.annotations:
         metadata["annotations"] = dict(pod.annotations)
-    return {"metadata": metadata, "spec": _pod_spec(app, container, profile)}
+    pod_spec = _pod_spec(app, container, profile)
+    if drain:
+        pod_spec["terminationGracePeriodSeconds"] = drain + STOP_GRACE_SECONDS
+    return {"metadata": metadata, "spec": pod_spec}
 
 
 def _pod_spec(app: App, container: Json, profile: str) -> Json:

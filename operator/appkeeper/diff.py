@@ -19,7 +19,7 @@ from typing import TextIO
 
 import yaml
 
-from .api import API_VERSION, KIND, App, Json, SpecError, parse_app
+from .api import API_VERSION, DRAIN_SECONDS, KIND, App, Json, SpecError, parse_app
 from .config import LABEL_SNAPSHOT_OF
 from .deps import Deps
 from .desired import child_key, selector_string
@@ -64,17 +64,18 @@ def live_app(kube: Kube, body: Json) -> App:
     return parse_app(body)
 
 
-def desired_children(kube: Kube, app: App) -> tuple[list[Json], list[str]]:
+def desired_children(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS) -> tuple[list[Json], list[str]]:
     """What the operator would build (its own config reading and Pod Security choice, from the API
     rather than a watch store), and the problems it would report on the way."""
     deps = Deps(kube, Store(), Recorder(kube, lambda: datetime.now(UTC)))
     config = plan_config(deps, app)
-    children = build_children(app, datetime.now(UTC), None, config.plan, Profiles().profile(kube, app))
+    children = build_children(app, datetime.now(UTC), None, config.plan, Profiles().profile(kube, app),
+                              drain_seconds)
     return children, [f"# {p.reason}: {p.message}\n" for p in config.problems]
 
 
-def diff_app(kube: Kube, app: App) -> list[str]:
-    desired, lines = desired_children(kube, app)
+def diff_app(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS) -> list[str]:
+    desired, lines = desired_children(kube, app, drain_seconds)
     listed = {kind.kind: list_kind(kube, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN}
     for obj in desired:
         kind, name = child_key(obj)
@@ -112,12 +113,13 @@ def load(path: str, namespace: str | None) -> Iterable[Json]:
         yield doc
 
 
-def run(kube: Kube, path: str, namespace: str | None, out: TextIO = sys.stdout) -> int:
+def run(kube: Kube, path: str, namespace: str | None, drain_seconds: int = DRAIN_SECONDS,
+        out: TextIO = sys.stdout) -> int:
     changed = False
     try:
         for body in load(path, namespace):
             app = live_app(kube, body)
-            lines = diff_app(kube, app)
+            lines = diff_app(kube, app, drain_seconds)
             out.writelines(lines)
             changed = changed or bool(lines)
     except SpecError as e:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .api import API_VERSION, GROUP, PLURAL, App, Json
+from .api import API_VERSION, DRAIN_SECONDS, GROUP, PLURAL, App, Json
 from .config import ConfigPlan
 from .desired import (
     build_claim,
@@ -39,6 +39,7 @@ class BuildContext:
     template_override: Json | None = None
     config: ConfigPlan | None = None  # the ConfigMap snapshots the pod template names
     profile: str = "baseline"  # the Pod Security Standard the pods are built for
+    drain_seconds: int = DRAIN_SECONDS  # the operator's default drain (spec.rollout.drainSeconds unset)
 
 
 Builder = Callable[[App, BuildContext], list[Json]]
@@ -76,7 +77,7 @@ def _workload(kind: str) -> Builder:
         if ("StatefulSet" if app.spec.is_stateful else "Deployment") != kind:
             return []
         return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override, ctx.config,
-                               ctx.profile)]
+                               ctx.profile, ctx.drain_seconds)]
     return build
 
 
@@ -145,9 +146,10 @@ PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
 
 
 def build_children(app: App, now: datetime, template_override: Json | None = None,
-                   config: ConfigPlan | None = None, profile: str = "baseline") -> list[Json]:
+                   config: ConfigPlan | None = None, profile: str = "baseline",
+                   drain_seconds: int = DRAIN_SECONDS) -> list[Json]:
     """Every child the App asks for, in the table's order."""
-    ctx = BuildContext(now, template_override, config, profile)
+    ctx = BuildContext(now, template_override, config, profile, drain_seconds)
     return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .api import DRAIN_SECONDS
 from .leader import LeaseConfig
 
 
@@ -20,3 +21,4 @@ class Options:
     admission_policy: str | None = None  # its absence is reported (guard.py)
     optional_poll_seconds: float = 30.0  # how often a missing optional kind's API is looked for
     own_namespace: str = "default"  # where the operator's Events about itself go
+    drain_seconds: int = DRAIN_SECONDS  # every pod's drain where spec.rollout.drainSeconds is unset

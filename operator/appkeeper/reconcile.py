@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import claims, metrics, reasons
-from .api import App, Json, SpecError, parse_app
+from .api import DRAIN_SECONDS, App, Json, SpecError, parse_app
 from .children import announce_created, converge, prune
 from .deps import Deps
 from .desired import child_key, workload_replicas
@@ -57,8 +57,10 @@ class Gathered:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None,
+                 drain_seconds: int = DRAIN_SECONDS) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.drain_seconds = drain_seconds  # the default drain of every pod (spec.rollout.drainSeconds unset)
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
         self.memory = self.deps.memory  # per App (memory.py), shared with children.py and the rollbacks
         self.rollbacks = Rollbacks(self.memory)
@@ -116,7 +118,7 @@ class Reconciler:
         else:
             seen = self._gather(app, now)
             desired = build_children(app, now, seen.rollback.template if seen.rollback else None, seen.config.plan,
-                                     seen.profile)
+                                     seen.profile, self.drain_seconds)
             desired, waiting = _served(desired, seen.unserved)
             obs.problems += waiting
             self._act(app, seen, desired, obs, outcome)

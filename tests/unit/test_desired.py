@@ -115,6 +115,31 @@ def test_pod_defaults_are_safe_and_overridable() -> None:
     assert pod["containers"][0]["securityContext"] == own
 
 
+def test_every_pod_drains_before_it_stops_unless_told_not_to() -> None:
+    def pod(spec: dict[str, Any], default: int = 5) -> dict[str, Any]:
+        body = app_body(**spec)
+        deployment = build_children(parse_app(body), NOW, drain_seconds=default)[0]
+        return dict(deployment["spec"]["template"]["spec"])
+
+    drained = pod({})  # the operator's default
+    assert drained["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert drained["terminationGracePeriodSeconds"] == 35  # the drain, then the program's own 30 s
+    own = pod({"rollout": {"drainSeconds": 12}}, default=5)
+    assert own["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] == 12
+    assert own["terminationGracePeriodSeconds"] == 42
+    for off in (pod({"rollout": {"drainSeconds": 0}}), pod({}, default=0)):
+        assert "lifecycle" not in off["containers"][0]
+        assert "terminationGracePeriodSeconds" not in off  # Kubernetes' own default
+
+
+@pytest.mark.parametrize("bad", [-1, 601, "5", True])
+def test_a_bad_drain_names_its_field(bad: object) -> None:
+    from appkeeper.api import SpecError
+
+    with pytest.raises(SpecError, match=r"spec\.rollout\.drainSeconds"):
+        parse_app(app_body(rollout={"drainSeconds": bad}))
+
+
 def test_suspend_scales_to_zero_and_drops_hpa() -> None:
     spec = dict(CASES["autoscaled"], suspend=True)
     children = render(spec)
