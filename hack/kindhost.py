@@ -157,15 +157,24 @@ def down() -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while running() and time.monotonic() < deadline:
+            reap(pid)
             time.sleep(0.2)
         if running():
             os.kill(pid, signal.SIGKILL)
+        reap(pid)
         log("dockerd stopped")
     left = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout.split()
     for target in sorted((t for t in left if t.startswith((str(RUN), str(DATA_ROOT)))), key=len, reverse=True):
         subprocess.run(["umount", "-l", target], check=False)
     shutil.rmtree(RUN, ignore_errors=True)
     subprocess.run(["nft", "delete", "table", "inet", GUARD_TABLE], capture_output=True, check=False)
+
+
+def reap(pid: int) -> None:
+    """dockerd started by this process (`up` then `down` in one test run) is its child: reaped, it
+    leaves no zombie behind (which would also still answer kill 0)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def container_processes() -> list[int]:

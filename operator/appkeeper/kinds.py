@@ -115,6 +115,8 @@ KINDS: tuple[Kind, ...] = (
     # Read, never written: pods say why an App cannot run; ReplicaSets hold rollback templates.
     Kind("Pod", "v1", "pods", ("get", "list", "watch"), watched=True),
     Kind("ReplicaSet", "apps/v1", "replicasets", ("list",)),
+    # list: Ready means served, the Service's slices list the pods as ready endpoints (served.py)
+    Kind("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", ("list",)),
     # patch: a repeat bumps the count; list: a StatefulSet's FailedCreate is only in its Events
     Kind("Event", "v1", "events", ("create", "patch", "list")),
     # The namespace's pod-security.kubernetes.io/enforce label picks the default security profile.

@@ -27,6 +27,8 @@ HEALTHY = _reason("Healthy", "condition", "Degraded=False: nothing keeps the App
 ALL_REPLICAS_READY = _reason("AllReplicasReady", "condition", "every replica of the current revision is ready")
 SCALED_TO_ZERO = _reason("ScaledToZero", "condition", "zero replicas are asked for, and none run")
 ROLLOUT_COMPLETE = _reason("RolloutComplete", "condition", "Progressing=False: the rollout is done")
+ENDPOINTS_PENDING = _reason("EndpointsPending", "condition",
+                            "the pods are ready, but the Service does not list them all as ready endpoints yet")
 WAITING_FOR_PODS = _reason("WaitingForPods", "condition", "no pod is ready yet and no revision was healthy before")
 CREATING = _reason("Creating", "condition", "the first replicas are being created")
 ROLLING_OUT = _reason("RollingOut", "condition", "a new revision is replacing the old one")

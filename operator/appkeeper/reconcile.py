@@ -32,6 +32,7 @@ from .podhealth import creating_pods, failed_create, pods_problem, workload_pods
 from .rollback import Rollback, Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
+from .served import endpoints_pending, pods_settled, served_recheck, slice_selector
 from .snapshots import ConfigRead, plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
 from .store import AppKey, ChildKey, Store
@@ -171,6 +172,12 @@ class Reconciler:
         if problem is not None:
             obs.problems.append(problem)
         obs.stable_in = stable_in(pods, now)
+        want = obs.replicas.count if obs.replicas else app.spec.replicas
+        if ("Service", app.name) in obs.children and pods_settled(obs.workload, want):
+            # Ready means served: asked only when the pods alone would say Ready.
+            slices = self.deps.kube.list("discovery.k8s.io/v1", "EndpointSlice", app.namespace,
+                                         slice_selector(app.name))
+            obs.unserved = endpoints_pending(app.name, want, pods, slices)
 
     def report_failure(self, key: AppKey, reason: str, message: str) -> None:
         """A reconcile of `key` failed: say so in its status and one (aggregated) Event, so every
@@ -268,6 +275,8 @@ def _come_back(app: App, now: datetime, obs: Observed, seen: Gathered | None) ->
         out.within(FAILURE_RECHECK)
     if 0 < obs.stable_in < float("inf"):
         out.within(obs.stable_in + 0.5)
+    if obs.unserved:
+        out.within(served_recheck(obs.old_status, now))
     if seen is not None:
         out.within(seen.config.recheck)
         if seen.creating:

@@ -40,6 +40,7 @@ class Observed:
     rolled_back_to: str | None = None
     rollback_cause: str | None = None
     stable_in: float = 0.0  # seconds until every pod has run long enough to call its revision healthy
+    unserved: str | None = None  # the pods are ready, the Service does not route to them all yet (served.py)
     active_schedule: str | None = None
 
 
@@ -247,6 +248,9 @@ def _suspended(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Jso
 
 def _rolling(obs: Observed, counts: dict[str, int], status: Json, settled: bool, want: int,
              ready_msg: str) -> Judgement:
+    if settled and obs.unserved:
+        return "Progressing", (False, R.ENDPOINTS_PENDING, f"{ready_msg}; {obs.unserved}"), \
+            (True, R.ENDPOINTS_PENDING, obs.unserved), HEALTHY
     if settled:
         reason = R.ALL_REPLICAS_READY if want else R.SCALED_TO_ZERO
         return "Ready", (True, reason, ready_msg), (False, R.ROLLOUT_COMPLETE, _why(obs)), HEALTHY

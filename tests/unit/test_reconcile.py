@@ -342,15 +342,30 @@ def test_a_failing_pull_is_rolled_back_once_it_has_failed_for_the_threshold(w: W
     assert "(for 21s, threshold 20s)" in w.status()["rolledBackBecause"]
 
 
+def running_pod(w: World, name: str, started: datetime) -> None:
+    w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS, **made_by("h1")},
+                "status": {"containerStatuses": [{"name": "shop", "ready": True, "restartCount": 0, "state": {
+                    "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
+
+
+def serve(w: World, ready: dict[str, bool], name: str = "shop-abcde") -> None:
+    """The EndpointSlice controller lists these pods as endpoints of the App's Service."""
+    body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": name, "namespace": NS, "labels": {"kubernetes.io/service-name": "shop"}},
+            "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": r},
+                           "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}} for pod, r in ready.items()]}
+    w.kube.objects.pop(("EndpointSlice", NS, name), None)
+    w.kube.add(body)
+
+
 def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> None:
     w.put_app(**WEB)
     w.reconcile()
     ready(w, "1")
     started = w.now
-    w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "shop-1-a", "namespace": NS, **made_by("h1")},
-        "status": {"containerStatuses": [{"name": "shop", "ready": True, "restartCount": 0, "state": {
-            "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
+    for name in ("shop-1-a", "shop-1-b"):
+        running_pod(w, name, started)
+    serve(w, {"shop-1-a": True, "shop-1-b": True})
     w.now = started + timedelta(seconds=3)
     outcome = w.reconcile()
     assert "lastHealthyRevision" not in w.status()  # ready, but it may be about to crash
@@ -358,6 +373,41 @@ def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> Non
     w.now = started + timedelta(seconds=11)
     w.reconcile()
     assert w.status()["lastHealthyRevision"] == "1"
+
+
+def test_ready_waits_until_the_service_routes_to_the_pods(w: World) -> None:
+    """Pods ready is not enough: Ready=True once the Service's slices list them as ready endpoints;
+    until then Progressing, reason EndpointsPending, and a look again soon (no watch says when)."""
+    w.put_app(**WEB)
+    w.reconcile()
+    ready(w, "1")
+    for name in ("shop-1-a", "shop-1-b"):
+        running_pod(w, name, w.now - timedelta(seconds=60))
+    serve(w, {"shop-1-a": True, "shop-1-b": False})
+    outcome = w.reconcile()
+    assert w.condition("Ready")["status"] == "False"
+    assert w.condition("Ready")["reason"] == "EndpointsPending"
+    assert w.condition("Progressing")["message"] == (
+        "1/2 ready pods are endpoints of Service shop: traffic does not reach the others yet")
+    assert w.status()["phase"] == "Progressing"
+    assert outcome.requeue_after == pytest.approx(1.0)
+    w.now += timedelta(seconds=40)  # still not routed: asked less often the longer it lags
+    assert w.reconcile().requeue_after == pytest.approx(20.0)
+    serve(w, {"shop-1-a": True, "shop-1-b": True, "stranger": True})
+    w.reconcile()
+    assert w.condition("Ready")["status"] == "True"
+    assert w.condition("Ready")["reason"] == "AllReplicasReady"
+
+
+def test_a_terminating_pods_endpoint_does_not_count() -> None:
+    from appkeeper.served import endpoints_pending
+
+    pods = [{"metadata": {"name": "a"}}, {"metadata": {"name": "b", "deletionTimestamp": "2026-01-01T00:00:00Z"}}]
+    slices = [{"endpoints": [{"targetRef": {"kind": "Pod", "name": "a"}},  # ready unset: ready
+                             {"targetRef": {"kind": "Pod", "name": "b"}, "conditions": {"ready": True}}]}]
+    assert endpoints_pending("shop", 1, pods, slices) is None
+    assert endpoints_pending("shop", 2, pods, slices) == (
+        "1/2 ready pods are endpoints of Service shop: traffic does not reach the others yet")
 
 
 def test_without_auto_rollback_a_failing_revision_stays_and_says_why(w: World) -> None:

@@ -1,0 +1,61 @@
+"""Ready means served: an App with a Service is Ready only once the Service's EndpointSlices list
+its current pods as ready endpoints, so `kubectl wait --for=condition=Ready` then a request works
+at once. Pure: the reconcile lists the slices (only when the pods alone would say Ready) and asks.
+
+A pod is Ready a moment before the EndpointSlice controller lists it and kube-proxy routes to it;
+an old revision's pods leave the slices as they terminate. Counted: distinct pods of the App's
+workload, not terminating, whose endpoint is ready (an unset `ready` means ready, as the API says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from .api import Json
+from .reasons import ENDPOINTS_PENDING
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # the EndpointSlice controller's label: its Service
+RECHECK_FIRST, RECHECK_MAX = 1.0, 30.0  # seconds between looks at a Service that does not route yet
+
+
+def slice_selector(service: str) -> str:
+    return f"{SERVICE_NAME_LABEL}={service}"
+
+
+def ready_endpoint_pods(slices: Iterable[Json]) -> set[str]:
+    """Names of the pods the slices list as ready endpoints."""
+    out = set()
+    for s in slices:
+        for endpoint in s.get("endpoints") or []:
+            ref = endpoint.get("targetRef") or {}
+            if ref.get("kind") == "Pod" and (endpoint.get("conditions") or {}).get("ready") is not False:
+                out.add(str(ref.get("name")))
+    return out
+
+
+def pods_settled(workload: Json | None, want: int) -> bool:
+    """Whether the workload alone would call the App Ready: worth asking the slices."""
+    st = (workload or {}).get("status") or {}
+    return want > 0 and all(int(st.get(k) or 0) >= want for k in ("updatedReplicas", "readyReplicas"))
+
+
+def endpoints_pending(service: str, want: int, pods: Iterable[Json], slices: Iterable[Json]) -> str | None:
+    """None when at least `want` of the workload's live pods are ready endpoints of `service`; else
+    what is missing, for a person."""
+    live = {p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")}
+    served = len(ready_endpoint_pods(slices) & live)
+    if served >= want:
+        return None
+    return f"{served}/{want} ready pods are endpoints of Service {service}: traffic does not reach the others yet"
+
+
+def served_recheck(old_status: Json, now: datetime) -> float:
+    """Seconds until the slices are asked again (no watch says when they change): soon at first,
+    then less often the longer the Service has lagged, so a Service that never routes (a broken
+    network) costs a list every 30 s, not every second."""
+    ready: Json = next((c for c in old_status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    if ready.get("reason") != ENDPOINTS_PENDING or not ready.get("lastTransitionTime"):
+        return RECHECK_FIRST
+    since = datetime.strptime(ready["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return min(RECHECK_MAX, max(RECHECK_FIRST, (now - since).total_seconds() / 2))
