@@ -32,7 +32,7 @@ from .podhealth import creating_pods, failed_create, pods_problem, workload_pods
 from .rollback import Rollback, Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
-from .served import endpoints_pending, pods_settled, served_recheck, slice_selector
+from .served import pods_settled, served, served_recheck, slice_selector
 from .snapshots import ConfigRead, plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
 from .store import AppKey, ChildKey, Store
@@ -177,7 +177,7 @@ class Reconciler:
             # Ready means served: asked only when the pods alone would say Ready.
             slices = self.deps.kube.list("discovery.k8s.io/v1", "EndpointSlice", app.namespace,
                                          slice_selector(app.name))
-            obs.unserved = endpoints_pending(app.name, want, pods, slices)
+            obs.unserved, obs.routed_in = served(app.name, want, pods, slices, now)
 
     def report_failure(self, key: AppKey, reason: str, message: str) -> None:
         """A reconcile of `key` failed: say so in its status and one (aggregated) Event, so every
@@ -276,7 +276,7 @@ def _come_back(app: App, now: datetime, obs: Observed, seen: Gathered | None) ->
     if 0 < obs.stable_in < float("inf"):
         out.within(obs.stable_in + 0.5)
     if obs.unserved:
-        out.within(served_recheck(obs.old_status, now))
+        out.within(obs.routed_in or served_recheck(obs.old_status, now))
     if seen is not None:
         out.within(seen.config.recheck)
         if seen.creating:

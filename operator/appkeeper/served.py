@@ -17,6 +17,11 @@ from .reasons import ENDPOINTS_PENDING
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # the EndpointSlice controller's label: its Service
 RECHECK_FIRST, RECHECK_MAX = 1.0, 30.0  # seconds between looks at a Service that does not route yet
+# The EndpointSlice controller's record of when the change it reflects happened (a pod got ready).
+TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+# kube-proxy applies a slice change within its minimum sync period (1 s by default) of the last sync:
+# Ready waits this long after the slices' last change, so a request right after Ready is routed.
+ROUTE_SECONDS = 2.0
 
 
 def slice_selector(service: str) -> str:
@@ -50,6 +55,20 @@ def endpoints_pending(service: str, want: int, pods: Iterable[Json], slices: Ite
     return f"{served}/{want} ready pods are endpoints of Service {service}: traffic does not reach the others yet"
 
 
+def routed_in(slices: Iterable[Json], now: datetime) -> float:
+    """Seconds until kube-proxy has surely applied the slices' last change (0: it has)."""
+    latest = None
+    for s in slices:
+        raw = ((s.get("metadata") or {}).get("annotations") or {}).get(TRIGGER_TIME)
+        try:
+            when = datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else None
+        except ValueError:
+            when = None
+        if when is not None and (latest is None or when > latest):
+            latest = when
+    return 0.0 if latest is None else max(0.0, ROUTE_SECONDS - (now - latest).total_seconds())
+
+
 def served_recheck(old_status: Json, now: datetime) -> float:
     """Seconds until the slices are asked again (no watch says when they change): soon at first,
     then less often the longer the Service has lagged, so a Service that never routes (a broken
@@ -59,3 +78,16 @@ def served_recheck(old_status: Json, now: datetime) -> float:
         return RECHECK_FIRST
     since = datetime.strptime(ready["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return min(RECHECK_MAX, max(RECHECK_FIRST, (now - since).total_seconds() / 2))
+
+
+def served(service: str, want: int, pods: Iterable[Json], slices: list[Json],
+           now: datetime) -> tuple[str | None, float]:
+    """(what keeps the App from being served, for a person; seconds until kube-proxy surely routes
+    the last change, when that is all): (None, 0) when a request now reaches every current pod."""
+    pending = endpoints_pending(service, want, pods, slices)
+    if pending is not None:
+        return pending, 0.0
+    wait = routed_in(slices, now)
+    if wait:
+        return f"the endpoints of Service {service} changed a moment ago; kube-proxy is routing to them", wait
+    return None, 0.0

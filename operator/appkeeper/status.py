@@ -41,6 +41,7 @@ class Observed:
     rollback_cause: str | None = None
     stable_in: float = 0.0  # seconds until every pod has run long enough to call its revision healthy
     unserved: str | None = None  # the pods are ready, the Service does not route to them all yet (served.py)
+    routed_in: float = 0.0  # seconds until kube-proxy has surely applied the Service's last endpoint change
     active_schedule: str | None = None
 
 

@@ -399,6 +399,25 @@ def test_ready_waits_until_the_service_routes_to_the_pods(w: World) -> None:
     assert w.condition("Ready")["reason"] == "AllReplicasReady"
 
 
+def test_ready_waits_for_kube_proxy_to_apply_the_last_endpoint_change(w: World) -> None:
+    w.put_app(**WEB)
+    w.reconcile()
+    ready(w, "1")
+    for name in ("shop-1-a", "shop-1-b"):
+        running_pod(w, name, w.now - timedelta(seconds=60))
+    serve(w, {"shop-1-a": True, "shop-1-b": True})
+    changed = w.now - timedelta(seconds=0.5)  # the EndpointSlice controller's trigger time
+    w.kube.objects[("EndpointSlice", NS, "shop-abcde")]["metadata"]["annotations"] = {
+        "endpoints.kubernetes.io/last-change-trigger-time": changed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    outcome = w.reconcile()
+    assert w.condition("Ready")["reason"] == "EndpointsPending"
+    assert "kube-proxy is routing to them" in w.condition("Progressing")["message"]
+    assert outcome.requeue_after == pytest.approx(1.5)  # exactly when it will be routed (2 s after)
+    w.now = changed + timedelta(seconds=2)
+    w.reconcile()
+    assert w.condition("Ready")["status"] == "True"
+
+
 def test_a_terminating_pods_endpoint_does_not_count() -> None:
     from appkeeper.served import endpoints_pending
 
