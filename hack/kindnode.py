@@ -274,11 +274,11 @@ def preload(rootfs: Path, archives: list[Path]) -> None:
     Debian package) pointed at the rootfs, unpacked by the node's containerd when first run."""
     with tempfile.TemporaryDirectory(prefix="appkeeper-preload-", dir="/run") as tmp:
         sock, config = Path(tmp) / "containerd.sock", Path(tmp) / "config.toml"
-        # No CRI plugin: it is not needed to import, and it would make the host's /etc/cni/net.d.
+        # Neither the CRI plugin nor "opt": an import needs neither, and they would make the host's
+        # /etc/cni/net.d and /opt/containerd.
         config.write_text(f'version = 2\nroot = "{rootfs}/var/lib/containerd"\nstate = "{tmp}/state"\n'
-                          'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-                          f'[grpc]\n  address = "{sock}"\n'
-                          f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{tmp}/opt"\n')
+                          'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"]\n'
+                          f'[grpc]\n  address = "{sock}"\n')
         proc = subprocess.Popen(["containerd", "--config", str(config), "--log-level", "error"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
