@@ -45,6 +45,9 @@ NETWORK, BRIDGE, SUBNET = "kind", "akkind0", "10.250.0.0/16"  # kind uses a netw
 # (hack/kindcluster.py), and the guard keeps them on the machine like the network's own range.
 POD_SUBNET, SERVICE_SUBNET = "10.251.0.0/16", "10.252.0.0/16"
 GUARD_TABLE = "appkeeper_kind_guard"
+# dockerd's own containerd makes this (its "opt" plugin's folder); down removes it if up made it.
+CONTAINERD_OPT = Path("/opt/containerd")
+MADE_OPT = CACHE / "docker-made-opt"
 
 
 def log(msg: str) -> None:
@@ -105,6 +108,8 @@ def up() -> None:
         return
     RUN.mkdir(parents=True, exist_ok=True)
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    if not CONTAINERD_OPT.exists():
+        MADE_OPT.touch()
     CAPSHIM.chmod(0o755)
     with LOG.open("ab") as out:
         subprocess.Popen(dockerd_argv(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -168,6 +173,9 @@ def down() -> None:
         subprocess.run(["umount", "-l", target], check=False)
     shutil.rmtree(RUN, ignore_errors=True)
     subprocess.run(["nft", "delete", "table", "inet", GUARD_TABLE], capture_output=True, check=False)
+    if MADE_OPT.exists() and running() is None:
+        shutil.rmtree(CONTAINERD_OPT, ignore_errors=True)
+        MADE_OPT.unlink()
 
 
 def reap(pid: int) -> None:

@@ -23,6 +23,7 @@ import realnode  # noqa: E402
 
 def snapshot() -> dict[str, list[str]]:
     state = realnode.host_snapshot()
+    state["opt"] = [str(p) for p in (Path("/opt/containerd"),) if p.exists()]  # dockerd's containerd makes it
     state["routes"] = sorted(subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout.splitlines())
     state["engine"] = sorted(line for line in subprocess.run(["pgrep", "-a", "-f", "dockerd|docker-proxy|kindnode"],
                                                               capture_output=True, text=True).stdout.splitlines()

@@ -28,7 +28,8 @@ def host_state() -> dict[str, object]:
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     procs = subprocess.run(["pgrep", "-af", str(kindhost.RUN)], capture_output=True, text=True).stdout
     return {"bridge": kindhost.BRIDGE in links, "mounts": [m for m in mounts if m.startswith(str(kindhost.RUN))],
-            "guard": kindhost.GUARD_TABLE in tables, "processes": procs.strip(), "run": kindhost.RUN.exists()}
+            "guard": kindhost.GUARD_TABLE in tables, "processes": procs.strip(), "run": kindhost.RUN.exists(),
+            "opt": kindhost.CONTAINERD_OPT.exists()}
 
 
 @pytest.fixture(scope="module")

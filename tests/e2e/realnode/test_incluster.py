@@ -294,3 +294,60 @@ def test_an_upgrade_brings_the_new_crd_before_the_new_operator(incluster: Releas
         assert get("job", "appkeeper-crds", incluster.namespace) is None  # hook-succeeded: cleaned up
     finally:  # whatever happened, the rest of the suite gets the repository's CRD
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+
+
+def generation_ready(name: str, ns: str) -> bool:
+    """The App's latest spec is reconciled and it says Ready (ready means served)."""
+    body = get("app", name, ns) or {}
+    st = body.get("status") or {}
+    return bool(st.get("observedGeneration") == body["metadata"]["generation"] and st.get("phase") == "Ready")
+
+
+def settled_pods(name: str, ns: str, want: object) -> bool:
+    """`want` pods, none terminating (pods() leaves out those already going)."""
+    every = json.loads(kubectl("get", "pods", "-n", ns, "-l", f"appkeeper.dev/app={name}", "-o", "json").stdout)
+    return len(every["items"]) == want and len(pods(ns, name)) == want
+
+
+def test_ready_means_served_and_changes_drop_no_request(incluster: Release, namespace: str) -> None:
+    """A client sends without pause through the ClusterIP while the App changes its env and scales
+    2 -> 1: the drain (a preStop sleep while kube-proxy stops routing) loses no request. And the
+    first request right after Ready is answered: Ready waits until the Service routes."""
+    import threading
+
+    spec = dict(WEB, replicas=2, volumes=[])
+    apply(real_app("steady", **spec), namespace)
+    wait_for("steady Ready", lambda: generation_ready("steady", namespace), timeout=120)
+    ip = get("service", "steady", namespace)["spec"]["clusterIP"]  # type: ignore[index]
+    assert fetch(f"http://{ip}/") == "appkeeper test-web\n"  # at once: Ready means served
+    template = get("deployment", "steady", namespace)["spec"]["template"]["spec"]  # type: ignore[index]
+    assert template["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert template["terminationGracePeriodSeconds"] == 35
+
+    sent, failed, stop = [0], [], threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            sent[0] += 1
+            try:
+                fetch(f"http://{ip}/", timeout=3)
+            except OSError as e:
+                failed.append(f"{time.monotonic():.1f}: {e}")
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        for change in (dict(spec, env=[{"name": "CHANGED", "value": "1"}]),
+                       dict(spec, env=[{"name": "CHANGED", "value": "1"}], replicas=1)):
+            apply(real_app("steady", **change), namespace)
+            wait_for("the change rolled out and served", lambda: generation_ready("steady", namespace), timeout=120)
+            # The old pods drain and go: requests keep flowing through that window too.
+            wait_for("the old pods gone", lambda want=change["replicas"]: settled_pods("steady", namespace, want),
+                     timeout=90)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    print(f"drain: {sent[0]} requests through the ClusterIP during an env change and a scale-down, "
+          f"{len(failed)} failed")
+    assert sent[0] > 100
+    assert failed == []
