@@ -158,6 +158,15 @@ def take_over_from_the_demo() -> None:
 
 
 @pytest.fixture(scope="session")
+def kwok(cluster: Cluster) -> None:
+    """For tests of KWOK's simulated pods (its Stages fake crashes and pull failures, its usage
+    annotations fake load): a cluster without KWOK nodes (kind) runs real pods, so they skip there."""
+    names = kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    if not any(n.startswith("kwok-node-") for n in names):
+        pytest.skip("needs KWOK's simulated pods (Stages, usage annotations); this cluster has no KWOK node")
+
+
+@pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> str:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     wait_condition("crd/apps.appkeeper.dev", "Established")

@@ -28,7 +28,7 @@ def test_server_version_is_the_pinned_one(cluster: Cluster) -> None:
     assert out["serverVersion"]["gitVersion"] == VERSIONS["KUBERNETES_VERSION"]
 
 
-def test_deployment_pods_ready_on_kwok_nodes_with_endpoints(namespace: str) -> None:
+def test_deployment_pods_ready_on_kwok_nodes_with_endpoints(namespace: str, kwok: None) -> None:
     kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=3", "-n", namespace)
     kubectl("expose", "deployment", "web", "--port=80", "-n", namespace)
 

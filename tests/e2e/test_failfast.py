@@ -7,9 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from .conftest import Operator, app, apply, get, wait_for
 from .test_operator import condition, wait_healthy
 
+pytestmark = pytest.mark.usefixtures("kwok")
 CRASHLOOP = "appkeeper.test/crashloop:1"
 PULLFAIL = "appkeeper.test/pullfail:1"
 

@@ -47,7 +47,7 @@ def applies(op: Operator, kind: str) -> float:
     return op.metrics().get(f'appkeeper_child_applies_total{{kind="{kind}"}}', 0.0)
 
 
-def test_hpa_scales_the_app_out_and_in_on_simulated_load(operator: Operator, namespace: str) -> None:
+def test_hpa_scales_the_app_out_and_in_on_simulated_load(operator: Operator, namespace: str, kwok: None) -> None:
     apply(app("api", resources={"requests": {"cpu": "100m"}},
               autoscaling={"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}), namespace)
     wait_ready("api", namespace)
