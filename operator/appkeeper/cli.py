@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -17,6 +18,7 @@ from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 from . import __version__
 from .api import GROUP, MAX_DRAIN_SECONDS, PLURAL, VERSION
+from .errors import OperatorError
 from .health import Health, serve
 from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
@@ -108,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     crds = sub.add_parser("crds", help="the App CRD this version ships")
     crds.add_argument("action", choices=["apply"], help="apply: server-side apply it and wait until it is served")
     crds.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    crds.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
     diff = sub.add_parser("diff", help="show what the operator would change for an App file (like kubectl diff)",
                           description="Builds the App's children as the operator would, server-side dry-runs "
                                       "each apply, and prints a unified diff per child. Exit 0: no changes; "
@@ -115,6 +118,7 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("-f", "--filename", required=True, help="the App manifest (YAML; '-' reads stdin)")
     diff.add_argument("-n", "--namespace", default=None, help="namespace (default: the manifest's, else default)")
     diff.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    diff.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
     add_drain_argument(diff)
     return p
 
@@ -151,6 +155,26 @@ def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
                        args.lease_duration, args.renew_deadline, args.retry_period)
 
 
+def one_shot(args: argparse.Namespace, command: Callable[[Kube], int]) -> int:
+    """A client command (diff, crds): every error is one line on stderr and exit code 2 (for diff,
+    1 means "changes"), never a traceback."""
+    import yaml
+    from kubernetes.config import ConfigException
+
+    try:
+        return command(Kube(load_configuration(args.kubeconfig, args.context), pool_size=2))
+    except ConfigException as e:
+        why = f"no usable kubeconfig ({e})"
+    except OSError as e:
+        why = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+    except yaml.YAMLError as e:
+        why = f"{args.filename if args.command == 'diff' else 'input'}: not YAML: {' '.join(str(e).split())}"
+    except OperatorError as e:
+        why = str(e)
+    print(f"error: {why}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -159,12 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "crds":
         from .crds import apply_crds
 
-        return apply_crds(Kube(load_configuration(args.kubeconfig), pool_size=2))
+        return one_shot(args, apply_crds)
     if args.command == "diff":
         from . import diff
 
-        return diff.run(Kube(load_configuration(args.kubeconfig), pool_size=2), args.filename, args.namespace,
-                        args.drain_seconds)
+        return one_shot(args, lambda kube: diff.run(kube, args.filename, args.namespace, args.drain_seconds))
     configure_logging(args.log_format, args.log_level)
     fix_mmap_threshold()
     if args.kubeconfig:
