@@ -32,7 +32,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return err[0]
 
 
-@pytest.mark.parametrize("args, says", [
+@pytest.mark.parametrize(("args", "says"), [
     (["diff", "-f", "{app}", "--kubeconfig", "{missing}"], "error: no usable kubeconfig"),
     (["diff", "-f", "{missing}", "--kubeconfig", "{kubeconfig}"], "No such file or directory"),
     (["diff", "-f", "{bad_yaml}", "--kubeconfig", "{kubeconfig}"], "not YAML"),
