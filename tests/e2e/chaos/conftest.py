@@ -12,6 +12,11 @@ from ..conftest import ROOT, kubectl
 sys.path.insert(0, str(ROOT / "hack"))  # localcluster: the outage tests stop and start its components
 
 
+@pytest.fixture(autouse=True)
+def _many_cheap_pods(kwok: None) -> None:
+    """Chaos runs hundreds of Apps: KWOK's simulated pods, not a kind node's (110 pods at most)."""
+
+
 @pytest.fixture
 def ns(cluster: Any, crd: str) -> Iterator[str]:
     name = f"chaos-{uuid.uuid4().hex[:8]}"
