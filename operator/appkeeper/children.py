@@ -18,7 +18,7 @@ from .kinds import CHILD_KINDS
 from .kube import ApiError
 from .names import ANN_HASH
 from .outcome import Outcome
-from .quiet import Repeats
+from .quiet import Repeats, about
 from .status import Observed, Problem
 from .store import ChildKey, compact
 
@@ -127,7 +127,7 @@ def record(deps: Deps, app: App, kind: str, name: str, action: Action, outcome: 
         said = f"reconciled {where}: applied {kind} {name}"
     # A child fought over is written again and again: one line per child and cause a while, with a count.
     REPEATS.log(log, logging.INFO, (where, kind, name, type(action).__name__, getattr(action, "reason", "")), "%s",
-                said)
+                said, extra=about(app.namespace, app.name))
 
 
 def announce_created(deps: Deps, app: App, outcome: Outcome) -> None:

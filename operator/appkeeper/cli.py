@@ -51,7 +51,9 @@ class JsonFormatter(BaseJsonFormatter):
                          rename_fields={"exc_info": "exception"}, json_ensure_ascii=False)
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
-        log_record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        # RFC 3339, UTC, to the millisecond.
+        log_record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + \
+            f".{int(record.msecs):03d}Z"
         log_record["level"] = record.levelname.lower()
         log_record["logger"] = record.name
         super().add_fields(log_record, record, message_dict)

@@ -28,7 +28,7 @@ from . import metrics, reasons
 from .errors import OperatorError
 from .leader import writing_for
 from .outcome import Outcome
-from .quiet import Repeats
+from .quiet import Repeats, about
 from .shards import Shards
 from .store import AppKey
 from .workqueue import retry_delay
@@ -167,11 +167,11 @@ class Controller:
         if step.unreachable:
             self.api_up.clear()  # no answer at all: hold every worker until the probe hears one
         if not isinstance(error, OperatorError):
-            log.error("reconcile of %s/%s failed", *key, exc_info=error)
+            log.error("reconcile of %s/%s failed", *key, exc_info=error, extra=about(*key))
         # One line per kind of failure while it repeats (an outage fails every App the same way).
         self.repeats.log(log, logging.WARNING, f"{type(error).__name__} {getattr(error, 'status', '')}",
                          "reconcile of %s/%s will retry in %.1fs (attempt %d): %s", *key, step.after or 0.0,
-                         step.attempt, step.why)
+                         step.attempt, step.why, extra=about(*key))
 
     def take_failed(self) -> set[AppKey]:
         """The Apps waiting out a backoff (the API server is back: retry them now)."""

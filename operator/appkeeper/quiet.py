@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from .api import API_VERSION, KIND
+
 KINDS_MAX = 1024  # kinds remembered at once; the oldest is forgotten first
 
 
@@ -45,15 +47,22 @@ class Window:
 class Repeats(Window):
     """For a caller that knows what makes two lines the same (an error's kind, one child's cause)."""
 
-    def log(self, logger: logging.Logger, level: int, kind: Hashable, msg: str, *args: object) -> bool:
+    def log(self, logger: logging.Logger, level: int, kind: Hashable, msg: str, *args: object,
+            extra: dict[str, object] | None = None) -> bool:
         """Writes `msg % args` at `level` unless a line of `kind` was written within the window
         (then at debug level); returns whether it was written at `level`."""
         repeats = self.admit(kind)
         if repeats is None:
-            logger.debug(msg, *args)
+            logger.debug(msg, *args, extra=extra)
             return False
-        logger.log(level, msg + self.note(repeats), *args)
+        logger.log(level, msg + self.note(repeats), *args, extra=extra)
         return True
+
+
+def about(namespace: str, name: str) -> dict[str, object]:
+    """A log record's `extra` naming the App it is about: the JSON log's `object` field, as kopf's
+    own lines carry it."""
+    return {"k8s_ref": {"apiVersion": API_VERSION, "kind": KIND, "namespace": namespace, "name": name}}
 
 
 _VARYING = re.compile(r"[0-9]+|/[^ ]*|'[^']*'")  # numbers, paths and URLs, quoted names

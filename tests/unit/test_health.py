@@ -118,9 +118,22 @@ def test_json_logs_carry_the_fields_and_kopfs_object_reference(capsys: pytest.Ca
     first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
     assert {k: first[k] for k in ("level", "logger", "message", "object")} == {
         "level": "warning", "logger": "kopf.objects", "message": "patched", "object": {"kind": "App", "name": "shop"}}
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", first["time"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])
     assert second["level"] == "error"
     assert "ZeroDivisionError" in second["exception"]
+
+
+def test_our_lines_about_an_app_name_it_in_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from appkeeper.quiet import Repeats, about
+
+    cli.configure_logging("json", "info")
+    Repeats().log(logging.getLogger("appkeeper.reconcile"), logging.INFO, "k", "%s", "repaired shop/web: ...",
+                  extra=about("shop", "web"))
+    line = json.loads(capsys.readouterr().err.splitlines()[0])
+    assert line["object"] == {"apiVersion": "appkeeper.dev/v1alpha1", "kind": "App", "namespace": "shop",
+                              "name": "web"}
 
 
 def test_kopf_keeps_no_diff_base_for_raw_event_handlers() -> None:
