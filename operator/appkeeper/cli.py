@@ -115,9 +115,13 @@ def parser() -> argparse.ArgumentParser:
     crds.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
     diff = sub.add_parser("diff", help="show what the operator would change for an App file (like kubectl diff)",
                           description="Builds the App's children as the operator would, server-side dry-runs "
-                                      "each apply, and prints a unified diff per child. Exit 0: no changes; "
-                                      "1: changes; 2: an error.")
-    diff.add_argument("-f", "--filename", required=True, help="the App manifest (YAML; '-' reads stdin)")
+                                      "each apply, and prints a unified diff per child (or runs "
+                                      "$KUBECTL_EXTERNAL_DIFF on two folders, as kubectl diff does). Exit 0: no "
+                                      "changes; 1: changes; 2: an error.")
+    diff.add_argument("-f", "--filename", required=True, action="append",
+                      help="an App manifest (YAML or JSON), a folder of them, or '-' for stdin (repeatable)")
+    diff.add_argument("--show-bookkeeping", action="store_true",
+                      help="also show the annotations that change with every change (appkeeper.dev/input-hash)")
     diff.add_argument("-n", "--namespace", default=None, help="namespace (default: the manifest's, else default)")
     diff.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
     diff.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
@@ -170,7 +174,7 @@ def one_shot(args: argparse.Namespace, command: Callable[[Kube], int]) -> int:
     except OSError as e:
         why = f"{e.filename}: {e.strerror}" if e.filename else str(e)
     except yaml.YAMLError as e:
-        why = f"{args.filename if args.command == 'diff' else 'input'}: not YAML: {' '.join(str(e).split())}"
+        why = f"not YAML: {' '.join(str(e).split())}"
     except OperatorError as e:
         why = str(e)
     print(f"error: {why}", file=sys.stderr)
@@ -189,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         from . import diff
 
-        return one_shot(args, lambda kube: diff.run(kube, args.filename, args.namespace, args.drain_seconds))
+        return one_shot(args, lambda kube: diff.run(kube, args.filename, args.namespace, args.drain_seconds,
+                                                     bookkeeping=args.show_bookkeeping))
     configure_logging(args.log_format, args.log_level)
     fix_mmap_threshold()
     if args.kubeconfig:

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
+import shlex
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -28,29 +33,69 @@ from .errors import OperatorError
 from .events import Recorder
 from .kinds import CHILDREN, build_children
 from .kube import ApiError, Kube
+from .names import ANN_HASH
 from .security import Profiles
 from .snapshots import plan_config
 from .store import Store
 from .verify import list_kind
 
 NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
+BOOKKEEPING = (ANN_HASH,)  # annotations that change with every change: shown with --show-bookkeeping
 
 
-def clean(obj: Json | None) -> Json:
+@dataclass
+class Change:
+    """One child as the cluster has it and as the operator would leave it ({}: absent)."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    before: Json
+    after: Json
+
+
+def clean(obj: Json | None, bookkeeping: bool = False) -> Json:
     """The object as a person compares it: no status, no bookkeeping metadata."""
     if obj is None:
         return {}
     out = copy.deepcopy(obj)
     out.pop("status", None)
+    meta = out.get("metadata", {})
     for key in NOISE:
-        out.get("metadata", {}).pop(key, None)
+        meta.pop(key, None)
+    if not bookkeeping and meta.get("annotations"):
+        for key in BOOKKEEPING:
+            meta["annotations"].pop(key, None)
+        if not meta["annotations"]:
+            del meta["annotations"]
     return out
 
 
-def unified(kind: str, name: str, before: Json, after: Json) -> list[str]:
+def unified(kind: str, name: str, before: Json, after: Json, namespace: str = "") -> list[str]:
     a = yaml.safe_dump(before, sort_keys=True).splitlines(keepends=True) if before else []
     b = yaml.safe_dump(after, sort_keys=True).splitlines(keepends=True) if after else []
-    return list(difflib.unified_diff(a, b, f"{kind}/{name} (live)", f"{kind}/{name} (appkeeper)"))
+    where = f"{namespace}/{name}" if namespace else name
+    return list(difflib.unified_diff(a, b, f"{kind} {where} (live)", f"{kind} {where} (appkeeper)"))
+
+
+def external(command: str, changes: list[Change]) -> int:
+    """KUBECTL_EXTERNAL_DIFF, as kubectl diff runs it: two folders, one file per object named
+    <group>.<version>.<Kind>.<namespace>.<name>, the live ones and the ones the operator would
+    leave; the program's exit code (0 same, 1 different) is ours, anything else is an error."""
+    with tempfile.TemporaryDirectory(prefix="appkeeper-diff-") as tmp:
+        live, merged = Path(tmp) / "LIVE", Path(tmp) / "MERGED"
+        live.mkdir()
+        merged.mkdir()
+        for c in changes:
+            group_version = c.api_version.replace("/", ".") if "/" in c.api_version else f"core.{c.api_version}"
+            file = f"{group_version}.{c.kind}.{c.namespace}.{c.name}"
+            (live / file).write_text(yaml.safe_dump(c.before, sort_keys=True) if c.before else "")
+            (merged / file).write_text(yaml.safe_dump(c.after, sort_keys=True) if c.after else "")
+        code = subprocess.run([*shlex.split(command), str(live), str(merged)]).returncode
+    if code in (0, 1):
+        return code
+    raise OperatorError(f"KUBECTL_EXTERNAL_DIFF ({command}) exited {code}")
 
 
 def live_app(kube: Kube, body: Json) -> App:
@@ -74,54 +119,82 @@ def desired_children(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS) -
     return children, [f"# {p.reason}: {p.message}\n" for p in config.problems]
 
 
-def diff_app(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS) -> list[str]:
-    desired, lines = desired_children(kube, app, drain_seconds)
+def diff_app(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS,
+             bookkeeping: bool = False) -> tuple[list[str], list[Change]]:
+    """Notes for a person (a problem, a child refused or not served) and every child that would change."""
+    desired, notes = desired_children(kube, app, drain_seconds)
+    changes: list[Change] = []
+
+    def change(obj: Json, before: Json | None, after: Json | None) -> None:
+        a, b = clean(before, bookkeeping), clean(after, bookkeeping)
+        if a != b:
+            changes.append(Change(obj["apiVersion"], child_key(obj)[0], app.namespace, child_key(obj)[1], a, b))
+
     listed = {kind.kind: list_kind(kube, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN}
     for obj in desired:
         kind, name = child_key(obj)
         if listed.get(kind, []) is None:
-            lines.append(f"# {kind}/{name}: not served by the API server ({obj['apiVersion']}); the operator creates "
-                         "it once it is\n")
+            notes.append(f"# {kind} {app.namespace}/{name}: not served by the API server ({obj['apiVersion']}); "
+                         "the operator creates it once it is\n")
             continue
         live = kube.get(obj["apiVersion"], kind, app.namespace, name)
         holder = ownership(live, Owner(app.name, app.uid)) if live is not None else None
         if holder is not None:
-            lines.append(f"# {kind}/{name}: refused, it is not the App's ({holder}); the operator leaves it alone\n")
+            notes.append(f"# {kind} {app.namespace}/{name}: refused, it is not the App's ({holder}); the operator "
+                         "leaves it alone\n")
             continue
-        after = kube.apply(obj, dry_run=True)
-        lines += unified(kind, name, clean(live), clean(after))
+        change(obj, live, kube.apply(obj, dry_run=True))
     wanted = {child_key(o) for o in desired}
     for kind, objects in listed.items():
         for obj in objects or []:
             name = obj["metadata"]["name"]
             snapshot = LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {})  # pruned by history instead
             if (kind, name) not in wanted and owned_by(obj, app.uid) and not snapshot:
-                lines.append(f"# {kind}/{name}: would be deleted, the App no longer implies it\n")
-                lines += unified(kind, name, clean(obj), {})
-    return lines
+                notes.append(f"# {kind} {app.namespace}/{name}: would be deleted, the App no longer implies it\n")
+                change(obj, obj, None)
+    return notes, changes
 
 
-def load(path: str, namespace: str | None) -> Iterable[Json]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    for doc in yaml.safe_load_all(text):
-        if not doc:
-            continue
-        if doc.get("kind") != KIND:
-            raise SpecError("kind", f"expected an {KIND}, got {doc.get('kind')!r}")
-        meta = doc.setdefault("metadata", {})
-        meta["namespace"] = namespace or meta.get("namespace") or "default"
-        yield doc
+def manifests(paths: list[str]) -> Iterable[tuple[str, str]]:
+    """(where, text) of each -f: a file, stdin ("-"), or every .yaml/.yml/.json file of a folder."""
+    for path in paths:
+        if path == "-":
+            yield "stdin", sys.stdin.read()
+        elif Path(path).is_dir():
+            for f in sorted(p for p in Path(path).iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file()):
+                yield str(f), f.read_text(encoding="utf-8")
+        else:
+            yield path, Path(path).read_text(encoding="utf-8")
 
 
-def run(kube: Kube, path: str, namespace: str | None, drain_seconds: int = DRAIN_SECONDS,
-        out: TextIO = sys.stdout) -> int:
-    changed = False
+def load(paths: str | list[str], namespace: str | None) -> Iterable[Json]:
+    for _, text in manifests([paths] if isinstance(paths, str) else paths):
+        for doc in yaml.safe_load_all(text):
+            if not doc:
+                continue
+            if doc.get("kind") != KIND:
+                raise SpecError("kind", f"expected an {KIND}, got {doc.get('kind')!r}")
+            meta = doc.setdefault("metadata", {})
+            meta["namespace"] = namespace or meta.get("namespace") or "default"
+            yield doc
+
+
+def run(kube: Kube, paths: str | list[str], namespace: str | None, drain_seconds: int = DRAIN_SECONDS,
+        out: TextIO = sys.stdout, bookkeeping: bool = False) -> int:
+    """0: no changes; 1: changes; 2: an error (one line on stderr)."""
+    notes: list[str] = []
+    changes: list[Change] = []
     try:
-        for body in load(path, namespace):
-            app = live_app(kube, body)
-            lines = diff_app(kube, app, drain_seconds)
-            out.writelines(lines)
-            changed = changed or bool(lines)
+        for body in load(paths, namespace):
+            more_notes, more_changes = diff_app(kube, live_app(kube, body), drain_seconds, bookkeeping)
+            notes += more_notes
+            changes += more_changes
+        out.writelines(notes)
+        command = os.environ.get("KUBECTL_EXTERNAL_DIFF")
+        if command and changes:
+            return external(command, changes)
+        for c in changes:
+            out.writelines(unified(c.kind, c.name, c.before, c.after, c.namespace))
     except SpecError as e:
         print(f"error: {e.field}: {e.message}", file=sys.stderr)
         return 2
@@ -131,4 +204,4 @@ def run(kube: Kube, path: str, namespace: str | None, drain_seconds: int = DRAIN
     except OperatorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 1 if changed else 0
+    return 1 if changes else 0

@@ -14,11 +14,15 @@ from .test_operator import wait_ready
 SPEC = {"replicas": 1, "ports": [{"name": "http", "containerPort": 80}]}
 
 
-def diff(manifest: dict[str, object], namespace: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def diff(manifest: dict[str, object], namespace: str, tmp_path: Path, *more: str) -> subprocess.CompletedProcess[str]:
     f = tmp_path / "app.yaml"
     f.write_text(json.dumps(manifest))
-    return subprocess.run([sys.executable, "-m", "appkeeper", "diff", "-f", str(f), "-n", namespace],
+    return subprocess.run([sys.executable, "-m", "appkeeper", "diff", "-f", str(f), "-n", namespace, *more],
                           capture_output=True, text=True, timeout=60)
+
+
+def edits(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
 def test_diff_shows_what_would_change_and_nothing_else(operator: Operator, namespace: str, tmp_path: Path) -> None:
@@ -29,12 +33,11 @@ def test_diff_shows_what_would_change_and_nothing_else(operator: Operator, names
     changed = diff(app("shop", **dict(SPEC, image="nginx:1.28")), namespace, tmp_path)
     print(changed.stdout)
     assert changed.returncode == 1, changed.stderr
-    edits = [line for line in changed.stdout.splitlines()
-             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    hash_lines = [e for e in edits if "appkeeper.dev/input-hash" in e]
-    assert [e for e in edits if e not in hash_lines] == ["-      - image: nginx:1.27", "+      - image: nginx:1.28"]
-    assert len(hash_lines) == 2  # the child's own content hash changes with it
-    assert "--- Deployment/shop (live)" in changed.stdout
+    assert edits(changed.stdout) == ["-      - image: nginx:1.27", "+      - image: nginx:1.28"]
+    assert f"--- Deployment {namespace}/shop (live)" in changed.stdout
+    # The child's own content hash changes with it: shown when asked.
+    shown = diff(app("shop", **dict(SPEC, image="nginx:1.28")), namespace, tmp_path, "--show-bookkeeping")
+    assert len([e for e in edits(shown.stdout) if "appkeeper.dev/input-hash" in e]) == 2
     # Nothing was written: the dry run stored nothing.
     image = kubectl("get", "deployment", "shop", "-n", namespace, "-o",
                     "jsonpath={.spec.template.spec.containers[0].image}").stdout
