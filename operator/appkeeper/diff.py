@@ -204,4 +204,4 @@ def run(kube: Kube, paths: str | list[str], namespace: str | None, drain_seconds
     except OperatorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 1 if changes else 0
+    return 1 if changes or notes else 0  # a note names a change to come, or one refused

@@ -157,13 +157,27 @@ def take_over_from_the_demo() -> None:
         kubectl("delete", "namespace", "appkeeper-system", "--wait=true", "--timeout=120s", check=False)
 
 
+def binds_on_first_consumer(claim: dict[str, Any]) -> bool:
+    """Whether the claim's StorageClass binds only once a pod uses it (kind's local-path does; the
+    local cluster's hostPath class binds at once): ask the cluster."""
+    name = (claim.get("spec") or {}).get("storageClassName")
+    sc = json.loads(kubectl("get", "storageclass", name, "-o", "json").stdout) if name else {}
+    return bool(sc.get("volumeBindingMode") == "WaitForFirstConsumer")
+
+
+def claim_settled(claim: dict[str, Any]) -> bool:
+    """Its binder is done with it: Bound, or Pending until a pod uses it."""
+    return (claim.get("status") or {}).get("phase") == "Bound" or binds_on_first_consumer(claim)
+
+
 @pytest.fixture(scope="session")
 def kwok(cluster: Cluster) -> None:
     """For tests of KWOK's simulated pods (its Stages fake crashes and pull failures, its usage
     annotations fake load): a cluster without KWOK nodes (kind) runs real pods, so they skip there."""
     names = kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
     if not any(n.startswith("kwok-node-") for n in names):
-        pytest.skip("needs KWOK's simulated pods (Stages, usage annotations); this cluster has no KWOK node")
+        pytest.skip("needs KWOK's simulated pods (hundreds of cheap pods, Stages, usage annotations); this "
+                    "cluster has no KWOK node")
 
 
 @pytest.fixture(scope="session")
