@@ -165,9 +165,18 @@ def binds_on_first_consumer(claim: dict[str, Any]) -> bool:
     return bool(sc.get("volumeBindingMode") == "WaitForFirstConsumer")
 
 
-def claim_settled(claim: dict[str, Any]) -> bool:
-    """Its binder is done with it: Bound, or Pending until a pod uses it."""
-    return (claim.get("status") or {}).get("phase") == "Bound" or binds_on_first_consumer(claim)
+def bind_claim(name: str, namespace: str) -> dict[str, Any]:
+    """Waits until the claim is Bound; a class that binds on first consumer (kind's local-path) gets
+    a pod that uses it first."""
+    claim = wait_for(f"claim {name}", lambda: get("pvc", name, namespace))
+    if binds_on_first_consumer(claim):
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-user"},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "nginx:1.27",
+                     "volumeMounts": [{"name": "d", "mountPath": "/d"}]}],
+                     "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": name}}]}}))
+    return dict(wait_for(f"claim {name} Bound", lambda: (c := get("pvc", name, namespace))
+                         and (c.get("status") or {}).get("phase") == "Bound" and c, timeout=60))
 
 
 @pytest.fixture(scope="session")

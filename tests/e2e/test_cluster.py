@@ -13,17 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    LOCALCLUSTER,
-    ROOT,
-    Cluster,
-    binds_on_first_consumer,
-    get,
-    items,
-    kubectl,
-    wait_condition,
-    wait_for,
-)
+from .conftest import LOCALCLUSTER, ROOT, Cluster, bind_claim, items, kubectl, wait_condition, wait_for
 
 VERSIONS = dict(
     line.split("=", 1) for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
@@ -66,15 +56,7 @@ def test_pvc_is_bound_by_the_real_binder(namespace: str) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
-    claim = wait_for("the claim", lambda: get("pvc", "data", namespace))
-    if binds_on_first_consumer(claim):  # kind's local-path: a pod that uses it makes it bind
-        kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
-            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "nginx:1.27",
-                     "volumeMounts": [{"name": "d", "mountPath": "/d"}]}],
-                     "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}))
-    pvc = wait_for("the claim to bind", lambda: (get("pvc", "data", namespace) or {}).get("status", {})
-                   .get("phase") == "Bound" and get("pvc", "data", namespace), timeout=60)
+    pvc = bind_claim("data", namespace)
     pv = json.loads(kubectl("get", "pv", pvc["spec"]["volumeName"], "-o", "json").stdout)
     assert pv["spec"]["claimRef"]["name"] == "data"
     assert pv["spec"]["storageClassName"] == pvc["spec"]["storageClassName"]

@@ -83,7 +83,7 @@ def test_an_optional_child_waits_for_its_api_then_is_made_without_a_restart(oper
     said = subprocess.run([sys.executable, "-m", "appkeeper", "diff", "-f", str(manifest), "-n", namespace],
                           capture_output=True, text=True, timeout=60)
     assert (said.returncode, said.stderr) == (1, ""), said.stderr
-    assert said.stdout.startswith("# ServiceMonitor/web: not served by the API server"), said.stdout
+    assert said.stdout.startswith(f"# ServiceMonitor {namespace}/web: not served by the API server"), said.stdout
 
     kubectl("apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
     wait_condition(f"crd/{CRD_NAME}", "Established")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Operator, app, apply, claim_settled, get, items, kubectl, wait_for
+from .conftest import Operator, app, apply, bind_claim, get, items, kubectl, wait_for
 from .test_operator import condition
 
 SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop"},
@@ -37,7 +37,7 @@ def test_an_object_the_app_does_not_own_is_left_byte_for_byte(operator: Operator
     kind, name = existing["kind"], existing["metadata"]["name"]
     # Let its own controllers finish with it (a Deployment's status, a claim's binding) first.
     settled = {"Deployment": lambda o: (o.get("status") or {}).get("readyReplicas") == 1,
-               "PersistentVolumeClaim": claim_settled}
+               "PersistentVolumeClaim": lambda o: bool(bind_claim(o["metadata"]["name"], namespace))}
     before = wait_for(f"{kind} {name} settled", lambda: (o := get(kind, name, namespace))
                       and settled.get(kind, lambda _: True)(o) and o)
     time.sleep(1)
