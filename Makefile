@@ -69,9 +69,9 @@ kind-up: venv ## a kind cluster "appkeeper": the user's Docker and kindest/node,
 kind-down: ## delete it; here, stop our engine too: the host as it was
 	$(PY) hack/kindcluster.py down
 
-test-kind: venv ## the in-cluster tier (helm install, pods serving, rollbacks, helm test) on the kind cluster
+test-kind: venv ## the e2e suite on the kind cluster (KWOK-only and local-node tests skip, saying why)
 	KUBECONFIG=$$HOME/.cache/appkeeper/kind/kubeconfig PATH="$$($(PY) hack/localcluster.py build):$$PATH" \
-	  $(PY) -m pytest -q -rA tests/e2e/realnode
+	  $(PY) -m pytest -q -rA tests/e2e
 
 kind-host-up: ## here, with no Docker: our own dockerd for kind (hack/kindhost.py: capshim runtime, guarded network)
 	python3 hack/kindhost.py up
