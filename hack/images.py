@@ -125,16 +125,21 @@ def need(tool: str, package: str) -> None:
 
 def base_rootfs() -> Path:
     """debootstrap's minimal Debian with python3, cached by its inputs."""
+    return debootstrap(CACHE / "base", ("python3",))
+
+
+def debootstrap(prefix: Path, packages: tuple[str, ...]) -> Path:
+    """debootstrap's minimal Debian with `packages`, in `<prefix>-<suite>-<hash of the inputs>`."""
     need("debootstrap", "debootstrap")
     mirror = debian_mirror()
-    key = digest_of(SUITE, mirror, "minbase", "python3")
-    dest = CACHE / f"base-{SUITE}-{key}"
+    key = digest_of(SUITE, mirror, "minbase", *packages)
+    dest = prefix.parent / f"{prefix.name}-{SUITE}-{key}"
     if (dest / ".complete").exists():
         return dest / "rootfs"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    log(f"debootstrap --variant=minbase {SUITE} (python3), about a minute")
-    run("debootstrap", "--variant=minbase", "--include=python3", SUITE, str(dest / "rootfs"), mirror)
+    log(f"debootstrap --variant=minbase {SUITE} with {', '.join(packages)}, about a minute")
+    run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(dest / "rootfs"), mirror)
     (dest / ".complete").touch()
     return dest / "rootfs"
 

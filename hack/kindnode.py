@@ -138,19 +138,7 @@ def extra_bins(version: str) -> Path:
 
 def node_rootfs() -> Path:
     """debootstrap's minimal Debian with what a kind node runs, cached by its inputs."""
-    images.need("debootstrap", "debootstrap")
-    mirror = images.debian_mirror()
-    key = images.digest_of(images.SUITE, mirror, "minbase", *NODE_PACKAGES)
-    dest = CACHE / f"rootfs-{images.SUITE}-{key}"
-    if (dest / ".complete").exists():
-        return dest / "rootfs"
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    log(f"debootstrap --variant=minbase {images.SUITE} with {len(NODE_PACKAGES)} packages, about a minute")
-    run("debootstrap", "--variant=minbase", f"--include={','.join(NODE_PACKAGES)}", images.SUITE,
-        str(dest / "rootfs"), mirror)
-    (dest / ".complete").touch()
-    return dest / "rootfs"
+    return images.debootstrap(CACHE / "rootfs", NODE_PACKAGES)
 
 
 def with_libraries(rootfs: Path, programs: tuple[str, ...], dest: Path) -> None:
