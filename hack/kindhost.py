@@ -159,14 +159,16 @@ def down() -> None:
             docker("rm", "-f", cid, check=False)
         docker("network", "rm", NETWORK, check=False)
         wait_containers_gone()
+        engine = engine_processes()  # now, while their command lines are readable (a zombie's is not)
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while running() and time.monotonic() < deadline:
-            reap(pid)
-            time.sleep(0.2)
-        if running():
+        if not gone(pid, 30):
             os.kill(pid, signal.SIGKILL)
-        reap(pid)
+            gone(pid, 10)
+        # Its containerd and the containers' shims exit a moment after it, and are reaped by init.
+        for left in engine:
+            if not gone(left, 10):
+                with contextlib.suppress(OSError):
+                    os.kill(left, signal.SIGKILL)
         log("dockerd stopped")
     left = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout.split()
     for target in sorted((t for t in left if t.startswith((str(RUN), str(DATA_ROOT)))), key=len, reverse=True):
@@ -178,11 +180,30 @@ def down() -> None:
         MADE_OPT.unlink()
 
 
-def reap(pid: int) -> None:
-    """dockerd started by this process (`up` then `down` in one test run) is its child: reaped, it
-    leaves no zombie behind (which would also still answer kill 0)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def gone(pid: int, timeout: float) -> bool:
+    """Waits until `pid` has exited and been reaped (its pidfile goes a moment before it exits). A
+    dockerd this process started (`up` then `down` in one test run) is its child: reaped here, it
+    leaves no zombie behind; another's is reaped by init."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def engine_processes() -> list[int]:
+    """dockerd's containerd and the shims: their command lines name our exec root."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(RUN).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return [pid for pid in found if pid != os.getpid()]
 
 
 def container_processes() -> list[int]:

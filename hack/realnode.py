@@ -125,9 +125,11 @@ def host_snapshot() -> dict[str, list[str]]:
     for stat in Path("/proc").glob("[0-9]*/comm"):
         try:
             comm = stat.read_text().strip()
-        except OSError:
+            # A zombie has exited: it waits for init (here a lazy reaper) to collect it, not a leftover.
+            zombie = (stat.parent / "stat").read_text().rpartition(")")[2].split()[0] == "Z"
+        except (OSError, IndexError):
             continue
-        if comm in names:
+        if comm in names and not zombie:
             procs.append(comm)
     sysctls = []
     for line in sh("sysctl", "-a", check=False).splitlines():

@@ -27,7 +27,7 @@ def snapshot() -> dict[str, list[str]]:
     state["routes"] = sorted(subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout.splitlines())
     state["engine"] = sorted(line for line in subprocess.run(["pgrep", "-a", "-f", "dockerd|docker-proxy|kindnode"],
                                                               capture_output=True, text=True).stdout.splitlines()
-                             if "pgrep" not in line)
+                             if "pgrep" not in line and "<defunct>" not in line)  # exited, not yet reaped
     return state
 
 
