@@ -123,6 +123,16 @@ def settled_pods(name: str, ns: str, replicas: int) -> bool:
     return len(pods["items"]) == replicas and len(ready) == replicas
 
 
+def config_hash(name: str, ns: str) -> str:
+    d = get("deployment", name, ns) or {}
+    annotations = ((d.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+    return str(annotations.get("appkeeper.dev/config-hash"))
+
+
+def config_changed(name: str, ns: str, before: str) -> Callable[[], bool]:
+    return lambda: config_hash(name, ns) != before
+
+
 def done(name: str, ns: str, replicas: int) -> Callable[[], bool]:
     return lambda: settled(name, ns, replicas)
 
@@ -141,8 +151,11 @@ def one_run(drain: int, tmp: Path) -> dict[str, dict[str, int]]:
         urls = [f"http://{svc['spec']['clusterIP']}/",
                 f"http://{realnode.BRIDGE_IP}:{svc['spec']['ports'][0]['nodePort']}/"]
         for what, change, replicas in changes(name, ns):
+            template = config_hash(name, ns)
             with Client(urls) as client:
                 change()
+                if what == "configmap":  # the App's generation does not change: its pod template does
+                    wait_for("the new config rolled out", config_changed(name, ns, template), timeout=60)
                 if what.startswith("bad image"):
                     wait_for("the rollback", lambda: rolled_back(name, ns), timeout=180)
                 else:
