@@ -20,6 +20,7 @@ when an input (the package's sources, this script, the pins) changed.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -216,8 +217,14 @@ def build_web(dest: Path) -> None:
     ociimage.write_archive(dest, WEB_IMAGE, [layer], config)
 
 
+@functools.cache
+def k8s_bins() -> Path:
+    """The pinned Kubernetes binaries (hack/build-binaries.sh, through localcluster.py: built once)."""
+    return Path(run(sys.executable, str(HACK / "localcluster.py"), "build").strip().splitlines()[-1])
+
+
 def pause_source() -> Path:
-    bins = Path(run(sys.executable, str(HACK / "localcluster.py"), "build").strip().splitlines()[-1])
+    bins = k8s_bins()
     src = bins.parent / "pause.c"
     if not src.exists():
         raise ImageError(f"{src} is missing: rebuild the binaries (hack/build-binaries.sh)")

@@ -88,9 +88,7 @@ def kind(ours: bool, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 def kubectl(*args: str) -> str:
-    bins = Path(subprocess.run([sys.executable, str(HACK / "localcluster.py"), "build"], capture_output=True,
-                               text=True, check=True).stdout.strip().splitlines()[-1])
-    return subprocess.run([str(bins / "kubectl"), "--kubeconfig", str(KUBECONFIG), *args], check=True,
+    return subprocess.run([str(images.k8s_bins() / "kubectl"), "--kubeconfig", str(KUBECONFIG), *args], check=True,
                           capture_output=True, text=True).stdout
 
 

@@ -194,28 +194,26 @@ def gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def engine_processes() -> list[int]:
-    """dockerd's containerd and the shims: their command lines name our exec root."""
+def processes_with(file: str, mark: bytes) -> list[int]:
+    """The pids whose /proc/<pid>/<file> holds `mark` (this process left out)."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for path in Path("/proc").glob(f"[0-9]*/{file}"):
         try:
-            if str(RUN).encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
+            if mark in path.read_bytes():
+                found.append(int(path.parent.name))
         except (OSError, ValueError):
             continue
     return [pid for pid in found if pid != os.getpid()]
 
 
+def engine_processes() -> list[int]:
+    """dockerd's containerd and the shims: their command lines name our exec root."""
+    return processes_with("cmdline", str(RUN).encode())
+
+
 def container_processes() -> list[int]:
     """Processes still in a container's cgroup (Docker's cgroup parent is /docker)."""
-    found = []
-    for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
-        try:
-            if ":/docker/" in cgroup.read_text():
-                found.append(int(cgroup.parent.name))
-        except (OSError, ValueError):
-            continue
-    return found
+    return processes_with("cgroup", b":/docker/")
 
 
 def wait_containers_gone(timeout: float = 30) -> None:

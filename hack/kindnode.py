@@ -51,15 +51,9 @@ PROXY_TOOLS = ("/usr/sbin/nft", "/usr/sbin/xtables-nft-multi", "/usr/sbin/xtable
 HELPER_IMAGE = "appkeeper.local/local-path-helper:1"
 NODE_REPO = "appkeeper.local/kind-node"
 
-CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
-
 
 def log(msg: str) -> None:
     print(f"[kindnode {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def run(*argv: str, **kw: object) -> str:
-    return images.run(*argv, **kw)
 
 
 def versions(path: Path = HACK / "versions.env") -> dict[str, str]:
@@ -73,10 +67,6 @@ def versions(path: Path = HACK / "versions.env") -> dict[str, str]:
 
 LOCAL_PATH_VERSION = versions(HACK / "kind" / "versions.env")["LOCAL_PATH_VERSION"]
 PROVISIONER_IMAGE = f"appkeeper.local/local-path-provisioner:{LOCAL_PATH_VERSION}"
-
-
-def k8s_bins() -> Path:
-    return Path(run(sys.executable, str(HACK / "localcluster.py"), "build").strip().splitlines()[-1])
 
 
 # --- binaries the local cluster does not build -------------------------------------------------
@@ -146,7 +136,7 @@ def with_libraries(rootfs: Path, programs: tuple[str, ...], dest: Path) -> None:
     chroot), and the xtables extensions iptables loads at run time."""
     wanted = set(programs) | {"/usr/lib/x86_64-linux-gnu/xtables"}
     for program in programs:
-        for line in run("chroot", str(rootfs), "ldd", program).splitlines():
+        for line in images.run("chroot", str(rootfs), "ldd", program).splitlines():
             parts = line.split()
             path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
             if path.startswith("/"):
@@ -164,7 +154,7 @@ def with_libraries(rootfs: Path, programs: tuple[str, ...], dest: Path) -> None:
 
 def image_tags(kubeadm: Path, version: str) -> dict[str, str]:
     """What kubeadm will ask the runtime for, by component (kube-apiserver, etcd, coredns, ...)."""
-    listed = run(str(kubeadm), "config", "images", "list", "--kubernetes-version", version).split()
+    listed = images.run(str(kubeadm), "config", "images", "list", "--kubernetes-version", version).split()
     return {ref.rpartition("/")[2].partition(":")[0]: ref for ref in listed}
 
 
@@ -278,9 +268,9 @@ def preload(rootfs: Path, archives: list[Path]) -> None:
             ctr = ["ctr", "--address", str(sock), "--namespace", "k8s.io"]
             for archive in archives:
                 ref = images.archive_ref(archive)[0]
-                run(*ctr, "images", "import", "--no-unpack", "--all-platforms", str(archive))
+                images.run(*ctr, "images", "import", "--no-unpack", "--all-platforms", str(archive))
                 # Pinned: the kubelet's image garbage collection never removes them.
-                run(*ctr, "images", "label", ref, "io.cri-containerd.pinned=pinned")
+                images.run(*ctr, "images", "label", ref, "io.cri-containerd.pinned=pinned")
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -289,20 +279,20 @@ def preload(rootfs: Path, archives: list[Path]) -> None:
 def node_image() -> str:
     """Build-or-reuse the node image in the kind host's Docker; returns its name."""
     version = versions()["KUBERNETES_VERSION"]
-    bins = k8s_bins()
+    bins = images.k8s_bins()
     rootfs = node_rootfs()
     key = images.digest_of("kind-node", HACK / "kindnode.py", HACK / "images.py", HACK / "ociimage.py",
                            HACK / "kind", rootfs.parent.name, HACK / "versions.env", HACK / "k8sbuild" / "go.sum",
                            HACK / "tools.sum", images.build("pause"))
     name = f"{NODE_REPO}:{version}-{key}"
-    if docker("image", "inspect", name, check=False).returncode == 0:
+    if kindhost.docker("image", "inspect", name, check=False).returncode == 0:
         log(f"{name}: cached")
         return name
     extra = extra_bins(version)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="appkeeper-kindnode-", dir=CACHE) as tmp:
         work = Path(tmp) / "rootfs"
-        run("cp", "-a", str(rootfs), str(work))
+        images.run("cp", "-a", str(rootfs), str(work))
         lay_out(work, bins, extra, version)
         out = Path(tmp) / "images"
         out.mkdir()
@@ -318,15 +308,11 @@ def node_image() -> str:
                         *[arg for c in changes for arg in ("--change", c)], "-", name], stdin=tar.stdout, check=True,
                        stdout=subprocess.DEVNULL)
         tar.wait()
-    for old in docker("image", "ls", "-q", "--filter", f"reference={NODE_REPO}", check=False).stdout.split():
-        if old not in docker("image", "inspect", "-f", "{{.Id}}", name).stdout:
-            docker("image", "rm", old, check=False)
+    for old in kindhost.docker("image", "ls", "-q", "--filter", f"reference={NODE_REPO}", check=False).stdout.split():
+        if old not in kindhost.docker("image", "inspect", "-f", "{{.Id}}", name).stdout:
+            kindhost.docker("image", "rm", old, check=False)
     log(f"{name}: built in {time.monotonic() - t0:.0f}s")
     return name
-
-
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return kindhost.docker(*args, check=check)
 
 
 def main(argv: list[str]) -> int:
