@@ -32,9 +32,9 @@ from .podhealth import creating_pods, failed_create, pods_problem, workload_pods
 from .rollback import Rollback, Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
-from .served import pods_settled, served, served_recheck, slice_selector
+from .served import served, served_recheck, slice_selector
 from .snapshots import ConfigRead, plan_config, prune_snapshots
-from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed
+from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed, workload_settled
 from .store import AppKey, ChildKey, Store
 from .verify import fill_app
 
@@ -173,7 +173,7 @@ class Reconciler:
             obs.problems.append(problem)
         obs.stable_in = stable_in(pods, now)
         want = obs.replicas.count if obs.replicas else app.spec.replicas
-        if ("Service", app.name) in obs.children and pods_settled(obs.workload, want):
+        if want > 0 and ("Service", app.name) in obs.children and workload_settled(obs.workload, want):
             # Ready means served: asked only when the pods alone would say Ready.
             slices = self.deps.kube.list("discovery.k8s.io/v1", "EndpointSlice", app.namespace,
                                          slice_selector(app.name))

@@ -39,12 +39,6 @@ def ready_endpoint_pods(slices: Iterable[Json]) -> set[str]:
     return out
 
 
-def pods_settled(workload: Json | None, want: int) -> bool:
-    """Whether the workload alone would call the App Ready: worth asking the slices."""
-    st = (workload or {}).get("status") or {}
-    return want > 0 and all(int(st.get(k) or 0) >= want for k in ("updatedReplicas", "readyReplicas"))
-
-
 def endpoints_pending(service: str, want: int, pods: Iterable[Json], slices: Iterable[Json]) -> str | None:
     """None when at least `want` of the workload's live pods are ready endpoints of `service`; else
     what is missing, for a person."""
@@ -71,8 +65,8 @@ def routed_in(slices: Iterable[Json], now: datetime) -> float:
 
 def served_recheck(old_status: Json, now: datetime) -> float:
     """Seconds until the slices are asked again (no watch says when they change): soon at first,
-    then less often the longer the Service has lagged, so a Service that never routes (a broken
-    network) costs a list every 30 s, not every second."""
+    then less often the longer the App has not been Ready (its Ready condition's last transition),
+    so a Service that never routes (a broken network) costs a list every 30 s, not every second."""
     ready: Json = next((c for c in old_status.get("conditions") or [] if c.get("type") == "Ready"), {})
     if ready.get("reason") != ENDPOINTS_PENDING or not ready.get("lastTransitionTime"):
         return RECHECK_FIRST

@@ -183,6 +183,11 @@ HEALTHY: Verdict = (False, R.HEALTHY, "no problems")
 Judgement = tuple[str, Verdict, Verdict, Verdict]
 
 
+def workload_settled(wl: Json | None, want: int) -> bool:
+    """Whether the workload alone says Ready: every replica updated, ready and available."""
+    return _settled(wl, workload_counts(wl), want)
+
+
 def _settled(wl: Json | None, counts: dict[str, int], want: int) -> bool:
     return (wl is not None and workload_caught_up(wl) and counts["updatedReplicas"] >= want
             and counts["readyReplicas"] >= want and counts["replicas"] == want

@@ -348,10 +348,15 @@ def running_pod(w: World, name: str, started: datetime) -> None:
                     "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
 
 
-def serve(w: World, ready: dict[str, bool], name: str = "shop-abcde") -> None:
-    """The EndpointSlice controller lists these pods as endpoints of the App's Service."""
+def serve(w: World, ready: dict[str, bool], name: str = "shop-abcde", changed: datetime | None = None) -> None:
+    """The EndpointSlice controller lists these pods as endpoints of the App's Service (`changed`:
+    its record of when the change happened)."""
+    meta: dict[str, Any] = {"name": name, "namespace": NS, "labels": {"kubernetes.io/service-name": "shop"}}
+    if changed is not None:
+        meta["annotations"] = {"endpoints.kubernetes.io/last-change-trigger-time":
+                               changed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-            "metadata": {"name": name, "namespace": NS, "labels": {"kubernetes.io/service-name": "shop"}},
+            "metadata": meta,
             "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": r},
                            "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}} for pod, r in ready.items()]}
     w.kube.objects.pop(("EndpointSlice", NS, name), None)
@@ -375,14 +380,19 @@ def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> Non
     assert w.status()["lastHealthyRevision"] == "1"
 
 
-def test_ready_waits_until_the_service_routes_to_the_pods(w: World) -> None:
-    """Pods ready is not enough: Ready=True once the Service's slices list them as ready endpoints;
-    until then Progressing, reason EndpointsPending, and a look again soon (no watch says when)."""
+def rolled_out(w: World) -> None:
+    """The App's Deployment fully rolled out, its two pods running a minute: Ready but for the Service."""
     w.put_app(**WEB)
     w.reconcile()
     ready(w, "1")
     for name in ("shop-1-a", "shop-1-b"):
         running_pod(w, name, w.now - timedelta(seconds=60))
+
+
+def test_ready_waits_until_the_service_routes_to_the_pods(w: World) -> None:
+    """Pods ready is not enough: Ready=True once the Service's slices list them as ready endpoints;
+    until then Progressing, reason EndpointsPending, and a look again soon (no watch says when)."""
+    rolled_out(w)
     serve(w, {"shop-1-a": True, "shop-1-b": False})
     outcome = w.reconcile()
     assert w.condition("Ready")["status"] == "False"
@@ -400,15 +410,9 @@ def test_ready_waits_until_the_service_routes_to_the_pods(w: World) -> None:
 
 
 def test_ready_waits_for_kube_proxy_to_apply_the_last_endpoint_change(w: World) -> None:
-    w.put_app(**WEB)
-    w.reconcile()
-    ready(w, "1")
-    for name in ("shop-1-a", "shop-1-b"):
-        running_pod(w, name, w.now - timedelta(seconds=60))
-    serve(w, {"shop-1-a": True, "shop-1-b": True})
+    rolled_out(w)
     changed = w.now - timedelta(seconds=0.5)  # the EndpointSlice controller's trigger time
-    w.kube.objects[("EndpointSlice", NS, "shop-abcde")]["metadata"]["annotations"] = {
-        "endpoints.kubernetes.io/last-change-trigger-time": changed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    serve(w, {"shop-1-a": True, "shop-1-b": True}, changed=changed)
     outcome = w.reconcile()
     assert w.condition("Ready")["reason"] == "EndpointsPending"
     assert "kube-proxy is routing to them" in w.condition("Progressing")["message"]
