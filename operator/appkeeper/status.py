@@ -122,6 +122,8 @@ def compute_status(obs: Observed) -> Json:
         status["activeSchedule"] = obs.active_schedule
     if obs.rolled_back_to or old.get("rolledBackGeneration") == obs.generation:
         status["rolledBackGeneration"] = obs.generation
+        if obs.rolled_back_to:  # the revision it went back to proved itself, recorded or not
+            status["lastHealthyRevision"] = obs.rolled_back_to
         cause = obs.rollback_cause or old.get("rolledBackBecause")
         if cause:
             status["rolledBackBecause"] = cause

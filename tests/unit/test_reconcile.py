@@ -935,3 +935,45 @@ def test_each_condition_is_a_metric_until_the_app_goes(w: World) -> None:
     w.kube.remove("App", NS, "shop")
     w.reconcile()
     assert series() == {}
+
+
+def updated_before_recorded_healthy(w: World, old_pod_started: datetime) -> None:
+    """Revision 1 rolled out but its pod (started `old_pod_started`) had not run long enough to be
+    recorded healthy when the image changed to one whose pull fails (revision 2)."""
+    w.put_app(**dict(WEB, rollout={"failureThreshold": {"imagePullSeconds": 20}}))
+    w.reconcile()
+    ready(w, "1")
+    w.kube.add({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "shop-h1", "namespace": NS, "labels": {"appkeeper.dev/app": "shop",
+                                                                           "pod-template-hash": "h1"},
+                             "annotations": {"deployment.kubernetes.io/revision": "1"},
+                             "ownerReferences": controlled_by(w)},
+                "spec": {"template": copy.deepcopy(w.child("Deployment")["spec"]["template"])}})
+    running_pod(w, "shop-h1-a", old_pod_started)
+    w.reconcile()
+    assert "lastHealthyRevision" not in w.status()
+    w.put_app(**dict(WEB, image="127.0.0.1:5999/missing:1", rollout={"failureThreshold": {"imagePullSeconds": 20}}))
+    w.reconcile()
+    w.child("Deployment")["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+    w.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "shop-h2-y", "namespace": NS, **made_by("h2")},
+        "status": {"startTime": w.now.strftime("%Y-%m-%dT%H:%M:%SZ"), "containerStatuses": [{
+            "name": "shop", "ready": False, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "connection refused"}}}]}})
+    w.now += timedelta(seconds=21)
+    w.reconcile()
+
+
+def test_a_revision_serving_beside_the_failing_one_is_gone_back_to_though_never_recorded_healthy(w: World) -> None:
+    updated_before_recorded_healthy(w, w.now - timedelta(seconds=2))  # ready 2 s before the change
+    assert w.condition("Degraded")["reason"] == "RolledBack"
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert w.status()["lastHealthyRevision"] == "1"
+    assert "rolled back to revision 1" in w.condition("Degraded")["message"]
+
+
+def test_without_a_revision_that_proved_itself_a_failing_one_stays(w: World) -> None:
+    later = w.now + timedelta(seconds=19)  # the old pod restarted: it has run 2 s when the pull fails for 21
+    updated_before_recorded_healthy(w, later)
+    assert w.condition("Degraded")["reason"] == "ImagePullBackOff"
+    assert w.child("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == "127.0.0.1:5999/missing:1"
