@@ -65,7 +65,8 @@ def children_table() -> list[str]:
     for k in KINDS:
         lines.append(f"| {k.kind} | `{k.api_version}` | {f'`{k.name}`' if k.child else ''} | "
                      f"{'yes' if k.child else ''} | "
-                     f"{'yes' if k.watched else ''} | {', '.join(k.verbs)} |")
+                     f"{'yes' if k.watched else ''} | {', '.join(k.verbs)}"
+                     f"{f' (only with the chart value `{k.opt_in}: true`)' if k.opt_in else ''} |")
     return [*lines, ""]
 
 

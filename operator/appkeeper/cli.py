@@ -20,6 +20,7 @@ from . import __version__
 from .api import GROUP, MAX_DRAIN_SECONDS, PLURAL, VERSION
 from .errors import OperatorError
 from .health import Health, serve
+from .kinds import OPT_INS, SECRETS
 from .kube import ApiError, Kube, load_configuration
 from .leader import LeaseConfig
 from .malloc import fix_mmap_threshold
@@ -100,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--optional-kinds-poll-seconds", type=float, default=Options.optional_poll_seconds,
                      help="how often the API of a missing optional child kind (ServiceMonitor, NetworkPolicy) is "
                           f"looked for (default {Options.optional_poll_seconds:.0f})")
-    add_drain_argument(run)
+    add_build_arguments(run)
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")
     run.add_argument("--health-port", type=int, default=8081, help="/healthz (alive) and /readyz (serving) port")
     run.add_argument("--bind-address", default="0.0.0.0",
@@ -125,16 +126,21 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("-n", "--namespace", default=None, help="namespace (default: the manifest's, else default)")
     diff.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
     diff.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
-    add_drain_argument(diff)
+    add_build_arguments(diff)
     return p
 
 
-def add_drain_argument(parser: argparse.ArgumentParser) -> None:
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """What changes the children the operator builds (diff takes the operator's values)."""
     parser.add_argument("--drain-seconds", type=int, default=Options.drain_seconds,
                         choices=range(MAX_DRAIN_SECONDS + 1),
                         metavar=f"0-{MAX_DRAIN_SECONDS}",
                         help="every pod's preStop sleep where spec.rollout.drainSeconds is unset; 0: none "
                              f"(default {Options.drain_seconds}; the operator's value, for diff)")
+    parser.add_argument(OPT_INS[SECRETS], dest="config_secrets", action="store_true",
+                        help="Secrets the pods use roll them too and are snapshotted like ConfigMaps; the operator "
+                             "must be granted read on Secrets (chart value configRollout.secrets; the operator's "
+                             "value, for diff)")
 
 
 def add_election_arguments(run: argparse.ArgumentParser) -> None:
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         from . import diff
 
         return one_shot(args, lambda kube: diff.run(kube, args.filename, args.namespace, args.drain_seconds,
-                                                     bookkeeping=args.show_bookkeeping))
+                                                     bookkeeping=args.show_bookkeeping, secrets=args.config_secrets))
     configure_logging(args.log_format, args.log_level)
     fix_mmap_threshold()
     if args.kubeconfig:
@@ -235,7 +241,10 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
                       kubeconfig=args.kubeconfig, lease=lease_config(args), shards=args.shards,
                       namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
                       admission_policy=args.admission_policy, own_namespace=args.leader_election_namespace,
-                      drain_seconds=args.drain_seconds)
+                      drain_seconds=args.drain_seconds,
+                      opted_in=frozenset({SECRETS} if args.config_secrets else set()))
+    if options.opted_in:
+        handlers.watch_opted_in(options.opted_in)
     rt = handlers.Runtime(options, health=health)
     health.details = lambda: {"queue": len(rt.queue)}
     try:

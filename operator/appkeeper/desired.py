@@ -81,10 +81,11 @@ def _child(app: App, api_version: str, kind: str, name: str, spec_key: str, spec
     return obj
 
 
-def build_config_snapshot(app: App, source: str, snapshot: Json) -> Json:
-    """The immutable copy of ConfigMap `source` that the pod template names (config.py)."""
-    return _child(app, "v1", "ConfigMap", snapshot["name"], "immutable", True,
-                  extra=snapshot_data(snapshot["source"]), extra_labels={LABEL_SNAPSHOT_OF: snapshot_label(source)})
+def build_config_snapshot(app: App, snapshot: Json) -> Json:
+    """The immutable copy of a ConfigMap or Secret that the pod template names (config.py)."""
+    return _child(app, "v1", snapshot["kind"], snapshot["name"], "immutable", True,
+                  extra=snapshot_data(snapshot["source"], snapshot["kind"]),
+                  extra_labels={LABEL_SNAPSHOT_OF: snapshot_label(snapshot["of"])})
 
 
 def workload_replicas(spec: AppSpec, now: datetime) -> Replicas:

@@ -31,7 +31,7 @@ from .desired import child_key, selector_string
 from .drift import Owner, owned_by, ownership
 from .errors import OperatorError
 from .events import Recorder
-from .kinds import CHILDREN, build_children
+from .kinds import CHILDREN, SECRETS, build_children
 from .kube import ApiError, Kube
 from .names import ANN_HASH
 from .security import Profiles
@@ -61,6 +61,10 @@ def clean(obj: Json | None, bookkeeping: bool = False) -> Json:
         return {}
     out = copy.deepcopy(obj)
     out.pop("status", None)
+    if out.get("kind") == "Secret":  # as kubectl diff does: a change shows, its values do not
+        for key in ("data", "stringData"):
+            if key in out:
+                out[key] = {k: "***" if i == 0 else f"*** ({i + 1})" for i, k in enumerate(sorted(out[key]))}
     meta = out.get("metadata", {})
     for key in NOISE:
         meta.pop(key, None)
@@ -109,20 +113,21 @@ def live_app(kube: Kube, body: Json) -> App:
     return parse_app(body)
 
 
-def desired_children(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS) -> tuple[list[Json], list[str]]:
+def desired_children(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS,
+                     secrets: bool = False) -> tuple[list[Json], list[str]]:
     """What the operator would build (its own config reading and Pod Security choice, from the API
     rather than a watch store), and the problems it would report on the way."""
     deps = Deps(kube, Store(), Recorder(kube, lambda: datetime.now(UTC)))
-    config = plan_config(deps, app)
+    config = plan_config(deps, app, secrets)
     children = build_children(app, datetime.now(UTC), None, config.plan, Profiles().profile(kube, app),
                               drain_seconds)
     return children, [f"# {p.reason}: {p.message}\n" for p in config.problems]
 
 
 def diff_app(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS,
-             bookkeeping: bool = False) -> tuple[list[str], list[Change]]:
+             bookkeeping: bool = False, secrets: bool = False) -> tuple[list[str], list[Change]]:
     """Notes for a person (a problem, a child refused or not served) and every child that would change."""
-    desired, notes = desired_children(kube, app, drain_seconds)
+    desired, notes = desired_children(kube, app, drain_seconds, secrets)
     changes: list[Change] = []
 
     def change(obj: Json, before: Json | None, after: Json | None) -> None:
@@ -130,7 +135,8 @@ def diff_app(kube: Kube, app: App, drain_seconds: int = DRAIN_SECONDS,
         if a != b:
             changes.append(Change(obj["apiVersion"], child_key(obj)[0], app.namespace, child_key(obj)[1], a, b))
 
-    listed = {kind.kind: list_kind(kube, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN}
+    listed = {kind.kind: list_kind(kube, kind, app.namespace, selector_string(app.name)) for kind in CHILDREN
+              if not kind.opt_in or (kind.opt_in == SECRETS and secrets)}
     for obj in desired:
         kind, name = child_key(obj)
         if listed.get(kind, []) is None:
@@ -180,13 +186,13 @@ def load(paths: str | list[str], namespace: str | None) -> Iterable[Json]:
 
 
 def run(kube: Kube, paths: str | list[str], namespace: str | None, drain_seconds: int = DRAIN_SECONDS,
-        out: TextIO = sys.stdout, bookkeeping: bool = False) -> int:
+        out: TextIO = sys.stdout, bookkeeping: bool = False, secrets: bool = False) -> int:
     """0: no changes; 1: changes; 2: an error (one line on stderr)."""
     notes: list[str] = []
     changes: list[Change] = []
     try:
         for body in load(paths, namespace):
-            more_notes, more_changes = diff_app(kube, live_app(kube, body), drain_seconds, bookkeeping)
+            more_notes, more_changes = diff_app(kube, live_app(kube, body), drain_seconds, bookkeeping, secrets)
             notes += more_notes
             changes += more_changes
         out.writelines(notes)

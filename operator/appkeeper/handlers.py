@@ -19,10 +19,11 @@ import kopf
 
 from . import informer, metrics
 from .api import GROUP, PLURAL, VERSION, Json
+from .config import CONFIG_MAP, source_id
 from .controller import Controller
 from .guard import PolicyGuard
 from .health import Health
-from .kinds import WATCHED
+from .kinds import SECRETS, watched
 from .kube import ApiError, Kube, connection_fields, load_configuration
 from .leader import LeaderElector, LeaseConfig, ShardElector
 from .malloc import trim
@@ -107,7 +108,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     lease = rt.options.lease
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2,
                 identity=lease.identity if lease else None)
-    rt.reconciler = Reconciler(kube, rt.store, drain_seconds=rt.options.drain_seconds)
+    rt.reconciler = Reconciler(kube, rt.store, drain_seconds=rt.options.drain_seconds,
+                                secrets=SECRETS in rt.options.opted_in)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
     if lease is not None and rt.options.shards > 1:
         rt.shards = Shards(rt.options.shards)
@@ -152,7 +154,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await loop.run_in_executor(None, partial(verify, kube, rt.store, rt.options.namespaces or [""], kinds=()))
     except ApiError as e:  # safe, only dearer: each App's objects are listed when it appears
         log.warning("could not list the Apps before their objects: %s", e)
-    rt.informers = informer.start(kube, rt.store, WATCHED, rt.options.namespaces, queue,
+    rt.informers = informer.start(kube, rt.store, watched(rt.options.opted_in), rt.options.namespaces, queue,
                                   rt.options.optional_poll_seconds)
 
 
@@ -212,18 +214,25 @@ async def app_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 
 
 async def config_source_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    """A ConfigMap some App's pods reference changed: those Apps. The store debounces the change
-    (store.ConfigSources); a reconcile before it is due asks to come back when it is."""
+    """A ConfigMap (or, opted in, Secret) some App's pods reference changed: those Apps. The store
+    debounces the change (store.ConfigSources); a reconcile before it is due asks to come back when it is."""
     rt = runtime(memo)
     meta = event["object"]["metadata"]
     if LABEL_APP in (meta.get("labels") or {}):
         return  # one of our snapshots: the children's watch has it
     obj = None if event.get("type") == "DELETED" else dict(event["object"])
-    for key in rt.store.configs.put(meta.get("namespace", ""), meta["name"], obj):
+    source = source_id(str(event["object"].get("kind") or CONFIG_MAP), meta["name"])
+    for key in rt.store.configs.put(meta.get("namespace", ""), source, obj):
         rt.queue.add(key)
 
 
 kopf.on.event("", "v1", "configmaps", id="watch-config-sources")(config_source_event)
+
+
+def watch_opted_in(opted_in: frozenset[str]) -> None:
+    """Before kopf starts: the watches only a granted opt-in may open (kinds.OPT_INS)."""
+    if SECRETS in opted_in:
+        kopf.on.event("", "v1", "secrets", id="watch-secret-sources")(config_source_event)
 
 
 async def _lead(rt: Runtime, elector: LeaderElector) -> None:
@@ -369,7 +378,7 @@ async def _resync(rt: Runtime) -> None:
             if not due and not away:
                 continue
         try:  # the informers keep the children; after an outage, check them at once all the same
-            kinds = WATCHED if not control.api_up.is_set() else ()
+            kinds = watched(rt.options.opted_in) if not control.api_up.is_set() else ()
             stale = await loop.run_in_executor(None, partial(verify, kube, rt.store, kinds=kinds))
         except ApiError as e:
             control.repeats.log(log, logging.WARNING, "verify", "could not check the store against the API: %s", e)

@@ -62,6 +62,9 @@ class Kind:
     # Its API may not be served (a CRD not installed, an API group turned off): a missing one is
     # looked for now and then, not warned about, and an App that asks for one says it waits for it.
     optional: bool = False
+    # Granted, watched and built only when the operator is told it may (a chart value, here by its
+    # path: the RBAC rules are wrapped in `if .Values.<opt_in>`; the operator's flag: OPT_INS).
+    opt_in: str = ""
 
     @property
     def group(self) -> str:
@@ -81,12 +84,22 @@ def _workload(kind: str) -> Builder:
     return build
 
 
+def _snapshots(kind: str) -> Builder:
+    def build(app: App, ctx: BuildContext) -> list[Json]:
+        snapshots = ctx.config.snapshots.values() if ctx.config else ()
+        return [build_config_snapshot(app, snap) for snap in snapshots if snap["kind"] == kind]
+    return build
+
+
+SECRETS = "configRollout.secrets"  # the chart value (and `appkeeper run --config-secrets`)
+OPT_INS = {SECRETS: "--config-secrets"}
+
 KINDS: tuple[Kind, ...] = (
     # Children: config snapshots first (the pods name them), then the workload.
     Kind("ConfigMap", "v1", "configmaps", WRITE, watched=True, name="<app>-<configmap>-<hash8>",
-         admit="variables.snapshots",
-         build=lambda app, ctx: [build_config_snapshot(app, source, snap)
-                                 for source, snap in (ctx.config.snapshots if ctx.config else {}).items()]),
+         admit="variables.snapshots", build=_snapshots("ConfigMap")),
+    Kind("Secret", "v1", "secrets", WRITE, watched=True, name="<app>-<secret>-<hash8>",
+         admit="variables.secretSnapshots", build=_snapshots("Secret"), opt_in=SECRETS),
     Kind("Deployment", "apps/v1", "deployments", WRITE, watched=True, build=_workload("Deployment"),
          admit="!variables.stateful"),
     Kind("StatefulSet", "apps/v1", "statefulsets", WRITE, watched=True, build=_workload("StatefulSet"),
@@ -143,7 +156,12 @@ SUBRESOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
 CHILDREN: tuple[Kind, ...] = tuple(k for k in KINDS if k.child)
 CHILD_KINDS: dict[str, str] = {k.kind: k.api_version for k in CHILDREN}
-WATCHED: tuple[Kind, ...] = tuple(k for k in KINDS if k.watched)
+WATCHED: tuple[Kind, ...] = tuple(k for k in KINDS if k.watched and not k.opt_in)
+
+
+def watched(opted_in: frozenset[str] = frozenset()) -> tuple[Kind, ...]:
+    """The kinds the informers follow, those opted in included."""
+    return tuple(k for k in KINDS if k.watched and (not k.opt_in or k.opt_in in opted_in))
 PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
 
 
@@ -155,10 +173,11 @@ def build_children(app: App, now: datetime, template_override: Json | None = Non
     return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
 
 
-def rbac_rules(own_namespace: bool = False, cluster_wide: bool = True) -> set[tuple[str, str, tuple[str, ...]]]:
+def rbac_rules(own_namespace: bool = False, cluster_wide: bool = True,
+               opted_in: frozenset[str] = frozenset()) -> set[tuple[str, str, tuple[str, ...]]]:
     """(apiGroup, resource, verbs) the operator needs, one entry per resource: where it reconciles
     Apps (`cluster_wide`: a ClusterRole; else a Role per namespace, without cluster-scoped kinds),
     or (`own_namespace`) in its own namespace."""
     rules = {(k.group, k.plural, k.verbs) for k in KINDS if k.own_namespace == own_namespace
-             and (cluster_wide or not k.cluster_scoped)}
+             and (cluster_wide or not k.cluster_scoped) and (not k.opt_in or k.opt_in in opted_in)}
     return rules if own_namespace else rules | set(SUBRESOURCES)

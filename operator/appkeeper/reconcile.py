@@ -59,9 +59,10 @@ class Gathered:
 
 class Reconciler:
     def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None,
-                 drain_seconds: int = DRAIN_SECONDS) -> None:
+                 drain_seconds: int = DRAIN_SECONDS, secrets: bool = False) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.drain_seconds = drain_seconds  # the default drain of every pod (spec.rollout.drainSeconds unset)
+        self.secrets = secrets  # --config-secrets: the Secrets the pods use are snapshotted too
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
         self.memory = self.deps.memory  # per App (memory.py), shared with children.py and the rollbacks
         self.rollbacks = Rollbacks(self.memory)
@@ -137,7 +138,7 @@ class Reconciler:
         children = self.deps.store.children((app.namespace, app.name))
         workload = _workload(children)
         creating = creating_pods(workload)
-        return Gathered(children=children, config=plan_config(self.deps, app),
+        return Gathered(children=children, config=plan_config(self.deps, app, self.secrets),
                         profile=self.profiles.profile(self.deps.kube, app),
                         rollback=self.rollbacks.template(self.deps, app, children, now),
                         failed_create=_failed_create(self.deps.kube, workload) if creating else None,

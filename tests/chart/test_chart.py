@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from appkeeper.kinds import SECRETS as SECRETS_VALUE
 from appkeeper.kinds import rbac_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +45,14 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 VALUES = {"default": [], "namespaced": ["--set", "watchNamespaces={team-a,team-b}", "--set", "workers=4",
                                          "--set", "metrics.serviceMonitor.enabled=true", "--set", "logFormat=text"]}
+SECRETS = ["--set", "configRollout.secrets=true"]  # the opt-in: rules checked, no golden of its own
+OPTED_IN = {"default+secrets": VALUES["default"] + SECRETS, "namespaced+secrets": VALUES["namespaced"] + SECRETS}
 
 
 @functools.cache
 def template(values: str) -> str:
     return helm("template", "appkeeper", str(CHART), "--namespace", "appkeeper-system", "--kube-version", "1.36.3",
-                "--skip-crds", *VALUES[values]).stdout
+                "--skip-crds", *{**VALUES, **OPTED_IN}[values]).stdout
 
 
 @pytest.mark.parametrize("values", sorted(VALUES))
@@ -79,13 +82,20 @@ def rules_of(rendered: str, kind: str, leader: bool = False) -> Rules:
     return out
 
 
-def table(own_namespace: bool = False, cluster_wide: bool = True) -> Rules:
-    return {(g, r): set(v) for g, r, v in rbac_rules(own_namespace, cluster_wide)}
+def table(own_namespace: bool = False, cluster_wide: bool = True, opted_in: frozenset[str] = frozenset()) -> Rules:
+    return {(g, r): set(v) for g, r, v in rbac_rules(own_namespace, cluster_wide, opted_in)}
 
 
-@pytest.mark.parametrize(("values", "kind"), [("default", "ClusterRole"), ("namespaced", "Role")])
+@pytest.mark.parametrize(("values", "kind"), [("default", "ClusterRole"), ("namespaced", "Role"),
+                                              ("default+secrets", "ClusterRole"), ("namespaced+secrets", "Role")])
 def test_chart_rbac_is_exactly_what_the_kinds_table_needs(values: str, kind: str) -> None:
-    assert rules_of(template(values), kind) == table(cluster_wide=kind == "ClusterRole")
+    opted_in = frozenset({SECRETS_VALUE} if values.endswith("+secrets") else set())
+    rules = rules_of(template(values), kind)
+    assert rules == table(cluster_wide=kind == "ClusterRole", opted_in=opted_in)
+    assert (("", "secrets") in rules) == bool(opted_in)  # Secrets are read only when opted in
+    if opted_in:
+        [deployment] = [d for d in yaml.safe_load_all(template(values)) if d and d["kind"] == "Deployment"]
+        assert "--config-secrets" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     # The Lease, in the release namespace only, and get/update only on the operator's own Lease.
     assert rules_of(template(values), "Role", leader=True) == table(own_namespace=True)
     [role] = [d for d in yaml.safe_load_all(template(values)) if d and d["kind"] == "Role"

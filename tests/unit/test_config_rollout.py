@@ -138,3 +138,64 @@ def test_a_restart_takes_over_snapshots_it_holds_without_their_data(w: World) ->
     w.reconcile()
     assert not [c for c in w.kube.calls if c[0] in ("create", "apply", "replace")]
     assert "repairs" not in w.status() or w.status()["repairs"].get("count", 0) == 0
+
+
+SECRET_USES = dict(WEB, env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}],
+                   volumes=[{"name": "tls", "mountPath": "/etc/tls", "secret": {"secretName": "creds"}}])
+
+
+def set_secret(w: World, token: str) -> None:
+    """Someone edits the Secret; the watch delivers it (its debounce passed)."""
+    held = w.kube.obj("Secret", NS, "creds")
+    if held is None:
+        w.kube.add({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                    "metadata": {"name": "creds", "namespace": NS}, "data": {"token": token}})
+    else:
+        w.kube.edit("Secret", NS, "creds", ["data"], {"token": token})
+    w.store.configs.put(NS, "Secret/creds", copy.deepcopy(w.kube.obj("Secret", NS, "creds")))
+    w.store.configs.debounce = w.store.configs.max_wait = 0
+
+
+def secret_snapshots(w: World) -> list[str]:
+    return sorted(name for (kind, _, name), obj in w.kube.objects.items()
+                  if kind == "Secret" and LABEL_SNAPSHOT_OF in (obj["metadata"].get("labels") or {}))
+
+
+def test_secrets_are_left_alone_and_unread_unless_the_operator_is_opted_in(w: World) -> None:
+    set_secret(w, "b25l")
+    w.put_app(**SECRET_USES)
+    w.reconcile()
+    assert secret_snapshots(w) == []
+    assert template(w)["spec"]["volumes"][0]["secret"]["secretName"] == "creds"
+    assert ANN_CONFIG_HASH not in (template(w)["metadata"].get("annotations") or {})
+    assert not [c for c in w.kube.calls if c[1] == "Secret"]
+
+
+def test_opted_in_a_secret_is_snapshotted_and_its_change_rolls_the_pods(w: World) -> None:
+    w.reconciler.secrets = True
+    set_secret(w, "b25l")
+    w.put_app(**SECRET_USES)
+    w.reconcile()
+    [first] = secret_snapshots(w)
+    snap = w.kube.obj("Secret", NS, first)
+    assert snap is not None
+    assert (snap["immutable"], snap["type"], snap["data"]) == (True, "kubernetes.io/tls", {"token": "b25l"})
+    assert snap["metadata"]["ownerReferences"][0]["kind"] == "App"
+    t1 = template(w)
+    assert t1["spec"]["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]["name"] == first
+    assert t1["spec"]["volumes"][0]["secret"]["secretName"] == first
+    set_secret(w, "dHdv")
+    w.reconcile()
+    t2 = template(w)
+    assert t2["metadata"]["annotations"][ANN_CONFIG_HASH] != t1["metadata"]["annotations"][ANN_CONFIG_HASH]
+    assert len(secret_snapshots(w)) == 2  # the old one stays: a rollback names it
+    assert t2["spec"]["volumes"][0]["secret"]["secretName"] not in ("creds", first)
+
+
+def test_a_secrets_digest_is_keyed_by_its_uid_so_the_template_does_not_reveal_a_short_value() -> None:
+    from appkeeper.config import data_hash
+
+    secret = {"kind": "Secret", "metadata": {"uid": "u1"}, "data": {"pin": "MTIzNA=="}}
+    other = dict(secret, metadata={"uid": "u2"})
+    unkeyed = {"kind": "ConfigMap", "data": {"pin": "MTIzNA=="}}
+    assert len({data_hash(secret), data_hash(other), data_hash(unkeyed)}) == 3

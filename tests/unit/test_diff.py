@@ -74,3 +74,13 @@ def test_an_external_diff_gets_two_folders_as_kubectl_gives_it(tmp_path: Path) -
     script.write_text("#!/bin/sh\nexit 3\n")
     with pytest.raises(Exception, match="exited 3"):
         external(str(script), [change])
+
+
+def test_a_secret_snapshot_shows_that_it_changes_never_its_values() -> None:
+    before = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-creds-1"}, "data": {"token": "b25l"}}
+    after = dict(before, data={"token": "dHdv", "ca": "Y2E="})
+    lines = unified("Secret", "shop-creds-1", clean(before), clean(after))
+    text = "".join(lines)
+    assert not [v for v in ("b25l", "dHdv", "Y2E=") if v in text]
+    assert "***" in text
+    assert clean(before) != clean(after)  # a key added is still a change

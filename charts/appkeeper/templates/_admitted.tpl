@@ -5,6 +5,11 @@
       messageExpression: >-
         'user ' + request.userInfo.username + ' may not create configmaps in namespace ' +
         variables.ns + ', and this App would have the operator create one for them'
+    - expression: "!(variables.secretSnapshots) || authorizer.group('').resource('secrets').namespace(variables.ns).check('create').allowed()"
+      reason: Forbidden
+      messageExpression: >-
+        'user ' + request.userInfo.username + ' may not create secrets in namespace ' +
+        variables.ns + ', and this App would have the operator create one for them'
     - expression: "!(!variables.stateful) || authorizer.group('apps').resource('deployments').namespace(variables.ns).check('create').allowed()"
       reason: Forbidden
       messageExpression: >-

@@ -49,4 +49,9 @@
   resources: [validatingadmissionpolicies, validatingadmissionpolicybindings]
   verbs: [get]
 {{- end }}
+{{- if .Values.configRollout.secrets }}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, update, patch, delete]
+{{- end }}
 {{- end -}}
