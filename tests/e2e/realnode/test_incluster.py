@@ -3,10 +3,13 @@ under the restricted Pod Security Standard, reconciling Apps whose pods really r
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.request
 from typing import Any
+
+import pytest
 
 from ..conftest import apply, get, kubectl, wait_for
 from ..test_operator import condition, wait_healthy, wait_ready
@@ -186,39 +189,50 @@ CHECKED = ["/bin/sh", "-c", "[ \"$(cat /www/cfg/value.txt)\" != bad ] || { echo 
            "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 
 
-def site(namespace: str, value: str) -> None:
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site"}, "data": {"value.txt": value}}
-    apply(config, namespace)
+def site(namespace: str, kind: str, value: str) -> None:
+    """The App's config source: a ConfigMap, or a Secret (the release is opted in to Secrets)."""
+    data = {"value.txt": base64.b64encode(value.encode()).decode() if kind == "Secret" else value}
+    apply({"apiVersion": "v1", "kind": kind, "metadata": {"name": "site"}, "data": data}, namespace)
 
 
-def test_a_configmap_change_rolls_real_pods_and_a_rollback_restores_it(incluster: Release, namespace: str) -> None:
-    site(namespace, "one\n")
+SOURCES = {"ConfigMap": {"configMap": {"name": "site"}}, "Secret": {"secret": {"secretName": "site"}}}
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_a_config_change_rolls_real_pods_and_a_rollback_restores_it(incluster: Release, namespace: str,
+                                                                    kind: str) -> None:
+    site(namespace, kind, "one\n")
     spec = dict(WEB, replicas=1, command=CHECKED, rollout={"failureThreshold": {"restarts": 2}},
-                volumes=[{"name": "cfg", "mountPath": "/www/cfg", "configMap": {"name": "site"}}])
+                volumes=[{"name": "cfg", "mountPath": "/www/cfg", **SOURCES[kind]}])
     apply(real_app("conf", **spec), namespace)
     first = wait_healthy("conf", namespace, timeout=120)["status"]["lastHealthyRevision"]
     url = f"http://{get('service', 'conf', namespace)['spec']['clusterIP']}/cfg/value.txt"  # type: ignore[index]
     served(url, "one\n")
-    site(namespace, "two\n")
+    site(namespace, kind, "two\n")
     t0 = time.monotonic()
     served(url, "two\n", timeout=90)  # only new pods see it: a snapshot is immutable
     rolled = time.monotonic() - t0
     template = get("deployment", "conf", namespace)["spec"]["template"]  # type: ignore[index]
     assert template["metadata"]["annotations"]["appkeeper.dev/config-hash"]
-    snapshot = template["spec"]["volumes"][0]["configMap"]["name"]
+    volume = template["spec"]["volumes"][0]
+    snapshot = volume["configMap"]["name"] if kind == "ConfigMap" else volume["secret"]["secretName"]
     assert snapshot.startswith("conf-site-")
+    copy = get(kind.lower(), snapshot, namespace) or {}
+    assert copy.get("immutable") is True
+    assert copy["metadata"]["ownerReferences"][0]["kind"] == "App"
     wait_healthy("conf", namespace, timeout=60, after=first)  # the new config proved itself
-    site(namespace, "bad")
+    site(namespace, kind, "bad")
     t1 = time.monotonic()
     wait_for("RolledBack", lambda: condition("conf", namespace, "Degraded").get("reason") == "RolledBack",
              timeout=120)
     back = time.monotonic() - t1
-    served(url, "two\n", timeout=60)  # the old pods, with the old snapshot, while the ConfigMap says bad
-    print(f"a ConfigMap change served by new pods {rolled:.1f}s after the edit; a bad config rolled back "
+    served(url, "two\n", timeout=60)  # the old pods, with the old snapshot, while the source says bad
+    print(f"a {kind} change served by new pods {rolled:.1f}s after the edit; a bad one rolled back "
           f"{back:.1f}s after its edit, the previous value served again")
-    assert get("configmap", "site", namespace)["data"] == {"value.txt": "bad"}  # type: ignore[index]
-    deployment = get("deployment", "conf", namespace)
-    assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == snapshot  # type: ignore[index]
+    held = get(kind.lower(), "site", namespace) or {}
+    assert held["data"]["value.txt"] in ("bad", base64.b64encode(b"bad").decode())
+    volume = get("deployment", "conf", namespace)["spec"]["template"]["spec"]["volumes"][0]  # type: ignore[index]
+    assert snapshot in (volume.get("configMap", {}).get("name"), volume.get("secret", {}).get("secretName"))
 
 
 def test_a_restricted_namespace_runs_pods_that_meet_the_standard(incluster: Release, namespace: str) -> None:
