@@ -4,7 +4,7 @@ the children an App implies (`build_children`), the RBAC rules the chart must gr
 compares them with `helm template`), and the children table of docs/reference.md.
 
 Adding a child kind: one row here, one builder in desired.py, its golden file, and its field in
-api/app.source.yaml with its parser in api.py (README: "Adding a child kind")."""
+api/app.source.yaml with its parser in api.py (docs/development.md: "Adding a child kind")."""
 
 from __future__ import annotations
 
