@@ -120,6 +120,32 @@ class FailureThreshold:
 
 
 @dataclass(frozen=True)
+class CanaryStep:
+    replicas: int | None  # exactly one of replicas, weight (a percentage of spec.replicas)
+    weight: int | None
+    pause_seconds: int
+
+    def count(self, replicas: int) -> int:
+        """Canary pods at this step, for an App of `replicas`."""
+        if self.replicas is not None:
+            return self.replicas
+        return max(1, -(-replicas * (self.weight or 0) // 100))
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    path: str
+    port: str  # a name of spec.ports
+    success_rate: int  # percent
+
+
+@dataclass(frozen=True)
+class Canary:
+    steps: tuple[CanaryStep, ...]
+    http: HttpCheck | None = None
+
+
+@dataclass(frozen=True)
 class Rollout:
     max_surge: int | str
     max_unavailable: int | str
@@ -128,6 +154,7 @@ class Rollout:
     failure_threshold: FailureThreshold = FailureThreshold()
     revision_history_limit: int = 5
     drain_seconds: int | None = None  # None: the operator's default (options.Options.drain_seconds)
+    canary: Canary | None = None
 
 
 @dataclass(frozen=True)
@@ -289,7 +316,7 @@ def _parse_spec(raw: Json) -> AppSpec:
         autoscaling=autoscaling,
         schedules=schedules,
         **flags,
-        rollout=_rollout(raw.get("rollout") or {}),
+        rollout=_rollout(raw.get("rollout") or {}, ports),
         disruption=_disruption(raw["disruption"]) if raw.get("disruption") is not None else None,
         pod=_pod(raw.get("pod") or {}),
         network_policy=_network_policy(raw["networkPolicy"]) if raw.get("networkPolicy") is not None else None,
@@ -492,7 +519,7 @@ def _schedule(raw: Json, i: int) -> Schedule:
     )
 
 
-def _rollout(raw: Json) -> Rollout:
+def _rollout(raw: Json, ports: tuple[Port, ...] = ()) -> Rollout:
     return Rollout(
         max_surge=raw.get("maxSurge", "25%"),
         max_unavailable=raw.get("maxUnavailable", "25%"),
@@ -503,7 +530,50 @@ def _rollout(raw: Json) -> Rollout:
         revision_history_limit=_int(raw.get("revisionHistoryLimit", 5), "spec.rollout.revisionHistoryLimit", 1, 100),
         drain_seconds=None if raw.get("drainSeconds") is None else _int(
             raw["drainSeconds"], "spec.rollout.drainSeconds", 0, MAX_DRAIN_SECONDS),
+        canary=None if raw.get("canary") is None else _canary(raw["canary"], ports),
     )
+
+
+PERCENT = re.compile(r"([0-9]|[1-9][0-9]|100)%")
+PAUSE = re.compile(r"([0-9]{1,5})(s|m)")
+
+
+def _percent(value: Any, path: str) -> int:
+    text = str(value)
+    if not PERCENT.fullmatch(text):
+        raise SpecError(path, f"must be a percentage like 20%, got {text[:16]!r}")
+    return int(text[:-1])
+
+
+def _canary(raw: Json, ports: tuple[Port, ...]) -> Canary:
+    path = "spec.rollout.canary"
+    steps = []
+    for i, step in enumerate(raw.get("steps") or []):
+        at = f"{path}.steps[{i}]"
+        if (step.get("replicas") is None) == (step.get("weight") is None):
+            raise SpecError(at, "set exactly one of replicas, weight")
+        pause = PAUSE.fullmatch(str(step.get("pause", "30s")))
+        if pause is None:
+            raise SpecError(f"{at}.pause", f"must be like 30s or 5m, got {str(step.get('pause'))[:16]!r}")
+        weight = None if step.get("weight") is None else _percent(step["weight"], f"{at}.weight")
+        if weight == 0:
+            raise SpecError(f"{at}.weight", "must be at least 1%")
+        steps.append(CanaryStep(
+            replicas=None if step.get("replicas") is None else _int(step["replicas"], f"{at}.replicas", 1, 10000),
+            weight=weight, pause_seconds=int(pause.group(1)) * (60 if pause.group(2) == "m" else 1)))
+    if not 1 <= len(steps) <= 20:
+        raise SpecError(f"{path}.steps", "needs 1 to 20 steps")
+    http = (raw.get("analysis") or {}).get("httpGet")
+    if http is None:
+        return Canary(tuple(steps))
+    at = f"{path}.analysis.httpGet"
+    if http.get("port") not in {p.name for p in ports}:
+        raise SpecError(f"{at}.port", f"must name one of spec.ports, got {str(http.get('port'))[:64]!r}")
+    check_path = str(http.get("path", ""))
+    if not check_path.startswith("/") or len(check_path) > 1024:
+        raise SpecError(f"{at}.path", "must start with / (at most 1024 characters)")
+    return Canary(tuple(steps), HttpCheck(check_path, str(http["port"]),
+                                          _percent(http.get("successRate", "95%"), f"{at}.successRate")))
 
 
 def _failure_threshold(raw: Json) -> FailureThreshold:

@@ -28,7 +28,7 @@ MINIMAL: dict[str, Any] = {
     "ingress": {"host": "a.example.com"},
     "autoscaling": {"maxReplicas": 3},
     "schedules": [{"name": "s", "start": "0 8 * * *", "end": "0 9 * * *", "replicas": 1}],
-    "rollout": {},
+    "rollout": {"canary": {"steps": [{"replicas": 1}], "analysis": {"httpGet": {"path": "/", "port": "http"}}}},
     "metrics": {"port": "http"},
 }
 
@@ -60,7 +60,7 @@ def test_crd_default_is_what_the_model_assumes(path: tuple[str, ...], default: A
     base: dict[str, Any] = {"image": "nginx:1.27"}
     if top in MINIMAL:
         base[top] = copy.deepcopy(MINIMAL[top])
-    if top in ("ingress", "metrics"):
+    if top in ("ingress", "metrics", "rollout"):
         base["ports"] = copy.deepcopy(MINIMAL["ports"])
     elif len(path) > 1:
         assert top in MINIMAL, f"add a minimal spec.{top} to MINIMAL to check its defaults"
