@@ -242,6 +242,7 @@ class App:
     spec: AppSpec
     status: Json = field(default_factory=dict)
     deleting: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> Json:
@@ -260,6 +261,7 @@ def parse_app(body: Json) -> App:
         spec=parse_spec(body.get("spec") or {}),
         status=dict(body.get("status") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
+        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
     )
 
 

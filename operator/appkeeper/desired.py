@@ -13,7 +13,7 @@ from typing import Any
 
 from .api import API_VERSION, DRAIN_SECONDS, KIND, STOP_GRACE_SECONDS, App, AppSpec, Json, Volume
 from .config import LABEL_SNAPSHOT_OF, ConfigPlan, rewrite, snapshot_data, snapshot_label
-from .names import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, MANAGER
+from .names import ANN_HASH, ANN_RETAIN, ANN_RETAINED_FROM, LABEL_APP, LABEL_TRACK, MANAGER
 from .schedules import scheduled_minimum
 
 CONTAINER_DEFAULT_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False}
@@ -135,6 +135,27 @@ def build_workload(app: App, replicas: int, template_override: Json | None = Non
             "maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}},
         "template": template,
     })
+
+
+def canary_name(app_name: str) -> str:
+    return f"{app_name}-canary"
+
+
+def build_canary(app: App, replicas: int, config: ConfigPlan | None = None, profile: str = "baseline",
+                 drain_seconds: int = DRAIN_SECONDS) -> Json:
+    """The canary's Deployment (canary.py): the spec's pod template, its pods labelled for the App
+    (the Service sends them their share) and as the canary's (its selector, so the two Deployments
+    never count each other's pods)."""
+    obj = build_workload(app, replicas, None, config, profile, drain_seconds)
+    obj["metadata"]["name"] = canary_name(app.name)
+    obj["spec"]["selector"]["matchLabels"][LABEL_TRACK] = "canary"
+    obj["spec"]["template"]["metadata"]["labels"][LABEL_TRACK] = "canary"
+    annotations = obj["metadata"]["annotations"]
+    del annotations[ANN_HASH]
+    if not annotations:
+        del obj["metadata"]["annotations"]
+    obj["metadata"].setdefault("annotations", {})[ANN_HASH] = content_hash(obj)
+    return obj
 
 
 def build_pod_template(app: App, profile: str = "baseline", drain_seconds: int = DRAIN_SECONDS) -> Json:

@@ -15,6 +15,7 @@ from datetime import datetime
 from .api import API_VERSION, DRAIN_SECONDS, GROUP, PLURAL, App, Json
 from .config import ConfigPlan
 from .desired import (
+    build_canary,
     build_claim,
     build_config_snapshot,
     build_hpa,
@@ -40,6 +41,7 @@ class BuildContext:
     config: ConfigPlan | None = None  # the ConfigMap snapshots the pod template names
     profile: str = "baseline"  # the Pod Security Standard the pods are built for
     drain_seconds: int = DRAIN_SECONDS  # the operator's default drain (spec.rollout.drainSeconds unset)
+    canary_replicas: int = 0  # > 0: a canary Deployment of the spec's template beside the App's own (canary.py)
 
 
 Builder = Callable[[App, BuildContext], list[Json]]
@@ -79,8 +81,11 @@ def _workload(kind: str) -> Builder:
     def build(app: App, ctx: BuildContext) -> list[Json]:
         if ("StatefulSet" if app.spec.is_stateful else "Deployment") != kind:
             return []
-        return [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override, ctx.config,
-                               ctx.profile, ctx.drain_seconds)]
+        built = [build_workload(app, workload_replicas(app.spec, ctx.now).count, ctx.template_override, ctx.config,
+                                ctx.profile, ctx.drain_seconds)]
+        if ctx.canary_replicas > 0 and kind == "Deployment":
+            built.append(build_canary(app, ctx.canary_replicas, ctx.config, ctx.profile, ctx.drain_seconds))
+        return built
     return build
 
 
@@ -101,6 +106,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Secret", "v1", "secrets", WRITE, watched=True, name="<app>-<secret>-<hash8>",
          admit="variables.secretSnapshots", build=_snapshots("Secret"), opt_in=SECRETS),
     Kind("Deployment", "apps/v1", "deployments", WRITE, watched=True, build=_workload("Deployment"),
+         name="<app>, and <app>-canary while a canary runs",
          admit="!variables.stateful"),
     Kind("StatefulSet", "apps/v1", "statefulsets", WRITE, watched=True, build=_workload("StatefulSet"),
          admit="variables.stateful"),
@@ -167,9 +173,9 @@ PLURALS: dict[str, str] = {k.kind: k.plural for k in KINDS}
 
 def build_children(app: App, now: datetime, template_override: Json | None = None,
                    config: ConfigPlan | None = None, profile: str = "baseline",
-                   drain_seconds: int = DRAIN_SECONDS) -> list[Json]:
+                   drain_seconds: int = DRAIN_SECONDS, canary_replicas: int = 0) -> list[Json]:
     """Every child the App asks for, in the table's order."""
-    ctx = BuildContext(now, template_override, config, profile, drain_seconds)
+    ctx = BuildContext(now, template_override, config, profile, drain_seconds, canary_replicas)
     return [obj for kind in CHILDREN if kind.build is not None for obj in kind.build(app, ctx)]
 
 

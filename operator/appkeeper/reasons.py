@@ -38,6 +38,11 @@ SUSPENDING = _reason("Suspending", "condition", "spec.suspend: replicas are stil
 DEADLINE = _reason("ProgressDeadlineExceeded", "condition",
                    "the rollout missed spec.rollout.progressDeadlineSeconds (and could not be rolled back)")
 ROLLED_BACK = _reason("RolledBack", "both", "a failed rollout went back to status.lastHealthyRevision")
+CANARY_STEP = _reason("CanaryStep", "both", "a canary (spec.rollout.canary) runs a step, or passed one")
+CANARY_PROMOTED = _reason("CanaryPromoted", "event", "every canary step passed (or it was promoted): the stable "
+                          "Deployment takes the new pod template")
+CANARY_FAILED = _reason("CanaryFailed", "both", "a canary step failed (or it was aborted): the canary is scaled away "
+                        "and the stable pods keep the old template until the spec changes")
 # What keeps it from converging (Degraded=True).
 INVALID_SPEC = _reason("InvalidSpec", "both", "the spec is invalid; the message names the field")
 CHILD_CONFLICT = _reason("ChildConflict", "both", "a child's name is taken by an object this App does not own")

@@ -18,15 +18,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import claims, metrics, reasons
-from .api import DRAIN_SECONDS, App, Json, SpecError, parse_app
+from .analysis import http_analysis
+from .api import API_VERSION, DRAIN_SECONDS, KIND, App, Json, SpecError, parse_app
+from .canary import CanaryPlan, after_analysis, canary_pods, decide
 from .children import announce_created, converge, prune
+from .config import ConfigPlan
 from .deps import Deps
-from .desired import child_key, workload_replicas
+from .desired import build_workload, canary_name, child_key, workload_replicas
 from .errors import OperatorError
 from .events import Recorder
 from .failfast import TIMED_FAILURES, stable_in
 from .kinds import build_children
 from .kube import ApiError, Kube
+from .names import ANN_CANARY
 from .outcome import Outcome
 from .podhealth import creating_pods, failed_create, pods_problem, workload_pods, workload_problem
 from .rollback import Rollback, Rollbacks
@@ -52,6 +56,7 @@ class Gathered:
     config: ConfigRead
     profile: str
     rollback: Rollback | None
+    canary: CanaryPlan  # spec.rollout.canary: what runs while a new template is tried (canary.py)
     failed_create: Problem | None  # a StatefulSet short of pods: why, from its Events
     creating: bool  # a StatefulSet short of pods: look again soon
     unserved: frozenset[str]  # optional kinds the API server does not serve
@@ -116,11 +121,12 @@ class Reconciler:
         seen: Gathered | None = None
         if app.spec.paused:
             observed = self.deps.store.children((app.namespace, app.name))
-            obs.workload, obs.children = _workload(observed), sorted(observed)
+            obs.workload, obs.children = _workload(observed, app.name), sorted(observed)
         else:
             seen = self._gather(app, now)
-            desired = build_children(app, now, seen.rollback.template if seen.rollback else None, seen.config.plan,
-                                     seen.profile, self.drain_seconds)
+            override = seen.canary.stable_template or (seen.rollback.template if seen.rollback else None)
+            desired = build_children(app, now, override, seen.config.plan, seen.profile, self.drain_seconds,
+                                     seen.canary.replicas)
             desired, waiting = _served(desired, seen.unserved)
             obs.problems += waiting
             self._act(app, seen, desired, obs, outcome)
@@ -136,19 +142,39 @@ class Reconciler:
         """3a. The reads: the children the store holds, the ConfigMaps the pods use (snapshots), the
         namespace's Pod Security level, a failed rollout's healthy template, a StatefulSet's FailedCreate."""
         children = self.deps.store.children((app.namespace, app.name))
-        workload = _workload(children)
+        workload = _workload(children, app.name)
         creating = creating_pods(workload)
-        return Gathered(children=children, config=plan_config(self.deps, app, self.secrets),
-                        profile=self.profiles.profile(self.deps.kube, app),
-                        rollback=self.rollbacks.template(self.deps, app, children, now),
+        config = plan_config(self.deps, app, self.secrets)
+        profile = self.profiles.profile(self.deps.kube, app)
+        canary = self._canary(app, children, config.plan, profile, now)
+        trying = canary.stable_template is not None  # a canary holds the stable template: no rollback
+        rollback = None if trying else self.rollbacks.template(self.deps, app, children, now)
+        return Gathered(children=children, config=config, profile=profile, rollback=rollback, canary=canary,
                         failed_create=_failed_create(self.deps.kube, workload) if creating else None,
                         creating=creating, unserved=self.deps.store.unserved())
+
+    def _canary(self, app: App, children: dict[ChildKey, Json], config: ConfigPlan | None, profile: str,
+                now: datetime) -> CanaryPlan:
+        """What runs while a new pod template is tried (canary.py decides; a due httpGet analysis
+        is the one read here)."""
+        if app.spec.is_stateful:
+            return CanaryPlan()
+        template = build_workload(app, 0, None, config, profile, self.drain_seconds)["spec"]["template"]
+        pods = canary_pods(app.name, self.deps.store.pods((app.namespace, app.name)))
+        plan = decide(app.spec, template, app.status, children.get(("Deployment", app.name)),
+                      children.get(("Deployment", canary_name(app.name))), pods, app.annotations.get(ANN_CANARY), now)
+        check = app.spec.rollout.canary.http if app.spec.rollout.canary else None
+        if plan.analyze and check is not None:
+            failure, evidence = http_analysis(check, app.spec.ports, pods)
+            plan = after_analysis(app.spec, plan, failure, evidence, now)
+        return plan
 
     def _act(self, app: App, seen: Gathered, desired: list[Json], obs: Observed, outcome: Outcome) -> None:
         """3b. Each child: decide (drift.py), then write; what the App no longer implies goes
         (retained claims are released instead)."""
         key = (app.namespace, app.name)
         obs.problems += seen.config.problems
+        self._announce_canary(app, seen.canary, obs)
         if seen.rollback is not None and seen.rollback.cause is not None:
             obs.rolled_back_to, obs.rollback_cause = seen.rollback.revision, seen.rollback.cause
             self.deps.recorder.post(app.ref, "Warning", reasons.ROLLED_BACK, seen.rollback.event)
@@ -164,7 +190,18 @@ class Reconciler:
         prune_snapshots(self.deps, app, seen.children, seen.config.plan)
         current = self.deps.store.children(key)
         obs.children = sorted(k for k in wanted if k in current)
-        obs.workload = _workload({k: v for k, v in current.items() if k in wanted})
+        obs.workload = _workload({k: v for k, v in current.items() if k in wanted}, app.name)
+
+    def _announce_canary(self, app: App, plan: CanaryPlan, obs: Observed) -> None:
+        """A canary's step, promotion or failure: in status, an Event; an annotation acted on goes."""
+        obs.canary, obs.canary_progress, obs.template_hash = plan.state, plan.progress, plan.template_hash
+        if plan.problem is not None:
+            obs.problems.append(plan.problem)
+        if plan.event is not None:
+            self.deps.recorder.post(app.ref, *plan.event)
+        if plan.consumed:
+            self.deps.kube.merge_patch(API_VERSION, KIND, app.namespace, app.name,
+                                       {"metadata": {"annotations": {ANN_CANARY: None}}})
 
     def _judge(self, app: App, seen: Gathered, obs: Observed, now: datetime) -> None:
         """3c. Pods that cannot run say why; pods that have not run long are not yet proof of health."""
@@ -252,12 +289,9 @@ def _failed_create(kube: Kube, workload: Json | None) -> Problem | None:
         return None
 
 
-def _workload(children: dict[ChildKey, Json]) -> Json | None:
-    for kind in ("Deployment", "StatefulSet"):
-        for (k, _), obj in children.items():
-            if k == kind:
-                return obj
-    return None
+def _workload(children: dict[ChildKey, Json], name: str) -> Json | None:
+    """The App's own Deployment or StatefulSet (a canary's Deployment is not it)."""
+    return children.get(("Deployment", name)) or children.get(("StatefulSet", name))
 
 
 def _come_back(app: App, now: datetime, obs: Observed, seen: Gathered | None) -> float | None:
@@ -280,6 +314,7 @@ def _come_back(app: App, now: datetime, obs: Observed, seen: Gathered | None) ->
         out.within(obs.routed_in or served_recheck(obs.old_status, now))
     if seen is not None:
         out.within(seen.config.recheck)
+        out.within(seen.canary.recheck)
         if seen.creating:
             out.within(CREATE_RECHECK)
     return out.requeue_after

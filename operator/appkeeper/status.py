@@ -43,6 +43,9 @@ class Observed:
     unserved: str | None = None  # the pods are ready, the Service does not route to them all yet (served.py)
     routed_in: float = 0.0  # seconds until kube-proxy has surely applied the Service's last endpoint change
     active_schedule: str | None = None
+    canary: Json | None = None  # status.canary (canary.py)
+    canary_progress: str | None = None  # a canary step is running: where it stands, for a person
+    template_hash: str | None = None  # status.templateHash: the pod template the stable workload took from the spec
 
 
 def timestamp(now: datetime) -> str:
@@ -110,9 +113,13 @@ def compute_status(obs: Observed) -> Json:
         **counts,
         "children": [{"kind": k, "name": n} for k, n in sorted(obs.children)],
     }
-    for keep in ("image", "lastHealthyRevision", "url"):
+    for keep in ("image", "lastHealthyRevision", "url", "templateHash", "canary"):
         if old.get(keep):
             status[keep] = old[keep]
+    if obs.template_hash:
+        status["templateHash"] = obs.template_hash
+    if obs.canary:
+        status["canary"] = obs.canary
     repairs = dict(old.get("repairs") or {"count": 0})
     if obs.repairs:
         repairs = {"count": int(repairs.get("count", 0)) + len(obs.repairs),
@@ -174,7 +181,7 @@ def _judge(obs: Observed, counts: dict[str, int], status: Json) -> tuple[str, Ve
     ready_msg = f"{counts['readyReplicas']}/{want} replicas ready"
     if status.get("image"):
         ready_msg += f", running {status['image']}"
-    for judge in (_paused, _rolled_back, _problem, _past_deadline, _suspended):
+    for judge in (_paused, _rolled_back, _problem, _past_deadline, _suspended, _canary):
         verdict = judge(obs, spec, counts, status, settled, ready_msg)
         if verdict is not None:
             return verdict
@@ -252,6 +259,14 @@ def _suspended(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Jso
     return R.SUSPENDED, (False, R.SUSPENDED, "spec.suspend is true: scaled to zero"), \
         (not done, R.SUSPENDING if not done else R.SUSPENDED,
          f"{counts['replicas']} replicas left" if not done else "scaled to zero"), HEALTHY
+
+
+def _canary(obs: Observed, spec: AppSpec, counts: dict[str, int], status: Json, settled: bool,
+            ready_msg: str) -> Judgement | None:
+    if not obs.canary_progress:
+        return None
+    ready = (True, R.ALL_REPLICAS_READY, ready_msg) if settled else (False, R.ROLLING_OUT, ready_msg)
+    return "Progressing", ready, (True, R.CANARY_STEP, obs.canary_progress), HEALTHY
 
 
 def _rolling(obs: Observed, counts: dict[str, int], status: Json, settled: bool, want: int,
