@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .api import Json
 from .drift import Applied
@@ -19,6 +20,8 @@ class AppRecord:
     applied: dict[ChildKey, Applied] = field(default_factory=dict)
     settled: tuple[object, ...] | None = None  # the inputs of the last reconcile that changed nothing
     rollback: tuple[int, Json] | None = None  # (generation rolled back, the template run instead)
+    slices: tuple[tuple[str, str], ...] = ()  # the Service's EndpointSlices (name, resourceVersion) last seen
+    slices_seen: datetime | None = None  # when they were first seen so (served.py)
 
 
 class Memory:
@@ -60,6 +63,14 @@ class Memory:
         with self._lock:
             if generation_template is not None or app in self._apps:
                 self._apps.setdefault(app, AppRecord()).rollback = generation_template
+
+    def slices_seen(self, app: AppKey, versions: tuple[tuple[str, str], ...], now: datetime) -> datetime:
+        """When this process first saw the App's Service's slices at `versions` (now, if they changed)."""
+        with self._lock:
+            record = self._apps.setdefault(app, AppRecord())
+            if record.slices != versions or record.slices_seen is None:
+                record.slices, record.slices_seen = versions, now
+            return record.slices_seen
 
     def forget(self, app: AppKey) -> None:
         with self._lock:

@@ -36,7 +36,7 @@ from .podhealth import creating_pods, failed_create, pods_problem, workload_pods
 from .rollback import Rollback, Rollbacks
 from .schedules import next_change, scheduled_minimum
 from .security import Profiles
-from .served import served, served_recheck, slice_selector
+from .served import served, served_recheck, slice_selector, slice_versions
 from .snapshots import ConfigRead, plan_config, prune_snapshots
 from .status import Observed, Problem, compute_status, failed_reconcile_status, status_changed, workload_settled
 from .store import AppKey, ChildKey, Store
@@ -215,7 +215,8 @@ class Reconciler:
             # Ready means served: asked only when the pods alone would say Ready.
             slices = self.deps.kube.list("discovery.k8s.io/v1", "EndpointSlice", app.namespace,
                                          slice_selector(app.name))
-            obs.unserved, obs.routed_in = served(app.name, want, pods, slices, now)
+            seen_at = self.memory.slices_seen((app.namespace, app.name), slice_versions(slices), now)
+            obs.unserved, obs.routed_in = served(app.name, want, pods, slices, now, seen_at)
 
     def report_failure(self, key: AppKey, reason: str, message: str) -> None:
         """A reconcile of `key` failed: say so in its status and one (aggregated) Event, so every

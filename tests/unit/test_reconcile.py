@@ -348,13 +348,9 @@ def running_pod(w: World, name: str, started: datetime) -> None:
                     "running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}})
 
 
-def serve(w: World, ready: dict[str, bool], name: str = "shop-abcde", changed: datetime | None = None) -> None:
-    """The EndpointSlice controller lists these pods as endpoints of the App's Service (`changed`:
-    its record of when the change happened)."""
+def serve(w: World, ready: dict[str, bool], name: str = "shop-abcde") -> None:
+    """The EndpointSlice controller lists these pods as endpoints of the App's Service."""
     meta: dict[str, Any] = {"name": name, "namespace": NS, "labels": {"kubernetes.io/service-name": "shop"}}
-    if changed is not None:
-        meta["annotations"] = {"endpoints.kubernetes.io/last-change-trigger-time":
-                               changed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
             "metadata": meta,
             "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": r},
@@ -371,6 +367,7 @@ def test_a_revision_is_healthy_only_after_its_pods_kept_running(w: World) -> Non
     for name in ("shop-1-a", "shop-1-b"):
         running_pod(w, name, started)
     serve(w, {"shop-1-a": True, "shop-1-b": True})
+    w.reconcile()  # the Service's slices seen: routed 2 s later
     w.now = started + timedelta(seconds=3)
     outcome = w.reconcile()
     assert "lastHealthyRevision" not in w.status()  # ready, but it may be about to crash
@@ -405,19 +402,28 @@ def test_ready_waits_until_the_service_routes_to_the_pods(w: World) -> None:
     assert w.reconcile().requeue_after == pytest.approx(20.0)
     serve(w, {"shop-1-a": True, "shop-1-b": True, "stranger": True})
     w.reconcile()
+    w.now += timedelta(seconds=2)  # kube-proxy's time to apply what the slices now say
+    w.reconcile()
     assert w.condition("Ready")["status"] == "True"
     assert w.condition("Ready")["reason"] == "AllReplicasReady"
 
 
 def test_ready_waits_for_kube_proxy_to_apply_the_last_endpoint_change(w: World) -> None:
     rolled_out(w)
-    changed = w.now - timedelta(seconds=0.5)  # the EndpointSlice controller's trigger time
-    serve(w, {"shop-1-a": True, "shop-1-b": True}, changed=changed)
-    outcome = w.reconcile()
+    serve(w, {"shop-1-a": True, "shop-1-b": True})
+    first = w.now
+    outcome = w.reconcile()  # the slices as they are, seen for the first time
     assert w.condition("Ready")["reason"] == "EndpointsPending"
     assert "kube-proxy is routing to them" in w.condition("Progressing")["message"]
-    assert outcome.requeue_after == pytest.approx(1.5)  # exactly when it will be routed (2 s after)
-    w.now = changed + timedelta(seconds=2)
+    assert outcome.requeue_after == pytest.approx(2.0)
+    w.now = first + timedelta(seconds=1.5)
+    assert w.reconcile().requeue_after == pytest.approx(0.5)  # counted from the first sight, not reset
+    serve(w, {"shop-1-a": True, "shop-1-b": True, "shop-1-c": False})  # the slices changed again
+    w.reconcile()
+    w.now = first + timedelta(seconds=2)
+    w.reconcile()
+    assert w.condition("Ready")["reason"] == "EndpointsPending"  # 2 s from the last change's sight
+    w.now = first + timedelta(seconds=3.5)
     w.reconcile()
     assert w.condition("Ready")["status"] == "True"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import urllib.request
 from typing import Any
@@ -323,12 +324,36 @@ def settled_pods(name: str, ns: str, want: object) -> bool:
     return len(every["items"]) == want and len(pods(ns, name)) == want
 
 
+class Traffic:
+    """A client that sends GETs without pause to `url` from this machine, counting what fails."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.sent = url, 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sent += 1
+            try:
+                fetch(self.url, timeout=3)
+            except OSError as e:
+                self.failed.append(f"{time.monotonic():.1f}: {e}")
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def test_ready_means_served_and_changes_drop_no_request(incluster: Release, namespace: str) -> None:
     """A client sends without pause through the ClusterIP while the App changes its env and scales
     2 -> 1: the drain (a preStop sleep while kube-proxy stops routing) loses no request. And the
     first request right after Ready is answered: Ready waits until the Service routes."""
-    import threading
-
     spec = dict(WEB, replicas=2, volumes=[])
     apply(real_app("steady", **spec), namespace)
     wait_for("steady Ready", lambda: generation_ready("steady", namespace), timeout=120)
@@ -338,19 +363,7 @@ def test_ready_means_served_and_changes_drop_no_request(incluster: Release, name
     assert template["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert template["terminationGracePeriodSeconds"] == 35
 
-    sent, failed, stop = [0], [], threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            sent[0] += 1
-            try:
-                fetch(f"http://{ip}/", timeout=3)
-            except OSError as e:
-                failed.append(f"{time.monotonic():.1f}: {e}")
-
-    thread = threading.Thread(target=client, daemon=True)
-    thread.start()
-    try:
+    with Traffic(f"http://{ip}/") as traffic:
         for change in (dict(spec, env=[{"name": "CHANGED", "value": "1"}]),
                        dict(spec, env=[{"name": "CHANGED", "value": "1"}], replicas=1)):
             apply(real_app("steady", **change), namespace)
@@ -358,10 +371,46 @@ def test_ready_means_served_and_changes_drop_no_request(incluster: Release, name
             # The old pods drain and go: requests keep flowing through that window too.
             wait_for("the old pods gone", lambda want=change["replicas"]: settled_pods("steady", namespace, want),
                      timeout=90)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    print(f"drain: {sent[0]} requests through the ClusterIP during an env change and a scale-down, "
-          f"{len(failed)} failed")
-    assert sent[0] > 100
-    assert failed == []
+    print(f"drain: {traffic.sent} requests through the ClusterIP during an env change and a scale-down, "
+          f"{len(traffic.failed)} failed")
+    assert traffic.sent > 100
+    assert traffic.failed == []
+
+
+def test_a_crashing_canary_is_aborted_while_the_stable_pods_serve_and_a_good_one_promotes(
+        incluster: Release, namespace: str) -> None:
+    """Through the ClusterIP, without pause: a canary that crashes is aborted at its first step and
+    no request fails (its pods never get ready, so never get traffic); a canary that serves passes
+    its steps and the httpGet analysis, and is promoted, and no request fails either."""
+    canary = {"steps": [{"replicas": 1, "pause": "5s"}, {"weight": "100%", "pause": "3s"}],
+              "analysis": {"httpGet": {"path": "/index.html", "port": "http", "successRate": "100%"}}}
+    spec = dict(WEB, replicas=2, volumes=[], rollout={"canary": canary, "failureThreshold": {"restarts": 2}})
+    apply(real_app("can", **spec), namespace)
+    wait_for("can Ready", lambda: generation_ready("can", namespace), timeout=120)
+    ip = get("service", "can", namespace)["spec"]["clusterIP"]  # type: ignore[index]
+    with Traffic(f"http://{ip}/") as traffic:
+        apply(real_app("can", **dict(spec, command=["/bin/sh", "-c", "echo no config >&2; exit 1"])), namespace)
+        t0 = time.monotonic()
+        reason = wait_for("CanaryFailed", lambda: (c := condition("can", namespace, "Degraded")).get("reason")
+                          == "CanaryFailed" and c["message"], timeout=120)
+        aborted = time.monotonic() - t0
+        wait_for("the canary's Deployment gone", lambda: get("deployment", "can-canary", namespace) is None,
+                 timeout=60)
+        assert "step 1/2: container can: CrashLoopBackOff" in str(reason)
+        assert "no config" in str(reason)  # the crash's own words
+        good = dict(spec, env=[{"name": "VERSION", "value": "2"}])
+        apply(real_app("can", **good), namespace)
+        t1 = time.monotonic()
+        wait_for("promoted", lambda: ((get("app", "can", namespace) or {}).get("status") or {}).get("canary", {})
+                 .get("phase") == "Promoted", timeout=180)
+        promoted = time.monotonic() - t1
+        wait_for("the new template rolled out and served", lambda: generation_ready("can", namespace), timeout=120)
+        wait_for("the old pods gone", lambda: settled_pods("can", namespace, 2), timeout=90)
+    judged = ((get("app", "can", namespace) or {}).get("status") or {})["canary"]["judged"]
+    template = get("deployment", "can", namespace)["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert template["env"] == [{"name": "VERSION", "value": "2"}]
+    print(f"canary: a crashing one aborted {aborted:.1f}s after the change; a good one promoted {promoted:.1f}s "
+          f"after its change ({judged}); {traffic.sent} requests through the ClusterIP, {len(traffic.failed)} failed")
+    assert "httpGet /index.html on port http of 2 canary pods: 10/10 succeeded" in judged
+    assert traffic.sent > 100
+    assert traffic.failed == []
