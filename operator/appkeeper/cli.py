@@ -112,8 +112,7 @@ def parser() -> argparse.ArgumentParser:
     add_election_arguments(run)
     crds = sub.add_parser("crds", help="the App CRD this version ships")
     crds.add_argument("action", choices=["apply"], help="apply: server-side apply it and wait until it is served")
-    crds.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
-    crds.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
+    add_client_arguments(crds)
     diff = sub.add_parser("diff", help="show what the operator would change for an App file (like kubectl diff)",
                           description="Builds the App's children as the operator would, server-side dry-runs "
                                       "each apply, and prints a unified diff per child (or runs "
@@ -124,10 +123,22 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("--show-bookkeeping", action="store_true",
                       help="also show the annotations that change with every change (appkeeper.dev/input-hash)")
     diff.add_argument("-n", "--namespace", default=None, help="namespace (default: the manifest's, else default)")
-    diff.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
-    diff.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
+    add_client_arguments(diff)
     add_build_arguments(diff)
+    for command, text in (("status", "an App at a glance: phase, conditions, children, repairs, rollback, canary"),
+                          ("promote", "promote the App's running canary now (spec.rollout.canary)"),
+                          ("abort", "abort the App's running canary: the stable pods keep the old template")):
+        sub_parser = sub.add_parser(command, help=text, description=text)
+        sub_parser.add_argument("app", help="app/<name> (or <name>)")
+        sub_parser.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+        add_client_arguments(sub_parser)
     return p
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a client command (crds, diff, status, promote, abort) finds the cluster."""
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    parser.add_argument("--context", default=None, help="the kubeconfig context to use (default: its current one)")
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
@@ -181,7 +192,7 @@ def one_shot(args: argparse.Namespace, command: Callable[[Kube], int]) -> int:
         why = f"{e.filename}: {e.strerror}" if e.filename else str(e)
     except yaml.YAMLError as e:
         why = f"not YAML: {' '.join(str(e).split())}"
-    except OperatorError as e:
+    except (OperatorError, LookupError, ValueError) as e:
         why = str(e)
     print(f"error: {why}", file=sys.stderr)
     return 2
@@ -196,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         from .crds import apply_crds
 
         return one_shot(args, apply_crds)
+    if args.command in ("status", "promote", "abort"):
+        from . import show
+
+        if args.command == "status":
+            return one_shot(args, lambda kube: show.show(kube, args.namespace, args.app))
+        return one_shot(args, lambda kube: show.request(kube, args.namespace, args.app, args.command))
     if args.command == "diff":
         from . import diff
 

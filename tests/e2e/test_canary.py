@@ -4,14 +4,26 @@ by the annotation. Real pods serving through a canary: realnode/test_incluster.p
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from .conftest import Operator, app, apply, get, kubectl, wait_for
+from .conftest import Operator, app, apply, get, wait_for
 from .test_operator import condition, events, status, wait_ready
 
 
 def image(obj: dict[str, Any] | None) -> str | None:
     return None if obj is None else str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def plugin(*args: str) -> str:
+    """`kubectl appkeeper ...`: kubectl finds the plugin on PATH (the venv's bin, where pip put it)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["kubectl", "appkeeper", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def canary_state(name: str, ns: str) -> dict[str, Any]:
@@ -47,16 +59,21 @@ def test_a_canary_goes_through_every_step_then_promotes(operator: Operator, name
     wait_ready("can", namespace, timeout=60)
 
 
-def test_a_canary_aborted_by_the_annotation_leaves_the_stable_pods(operator: Operator, namespace: str) -> None:
+def test_a_canary_aborted_from_kubectl_leaves_the_stable_pods(operator: Operator, namespace: str) -> None:
     spec = {"replicas": 2, "rollout": {"canary": {"steps": [{"replicas": 1, "pause": "10m"}]}}}
     apply(app("stop", **spec), namespace)
     wait_ready("stop", namespace, timeout=60)
     apply(app("stop", image="nginx:1.28", **spec), namespace)
     wait_for("the canary serving its pause", lambda: "pause left" in str(
         condition("stop", namespace, "Progressing").get("message")), timeout=60)
-    kubectl("annotate", "app", "stop", "-n", namespace, "appkeeper.dev/canary=abort")
+    shown = plugin("status", "app/stop", "-n", namespace)
+    assert "Canary:       Progressing, step 1/1 (1 pods)" in shown
+    assert "Children:     Deployment/stop, Deployment/stop-canary" in shown
+    said = plugin("abort", "app/stop", "-n", namespace)
+    assert "abort requested" in said
     wait_for("CanaryFailed", lambda: condition("stop", namespace, "Degraded").get("reason") == "CanaryFailed",
              timeout=30)
+    print(plugin("status", "app/stop", "-n", namespace))
     assert "aborted by the annotation" in condition("stop", namespace, "Degraded")["message"]
     wait_for("the canary's Deployment gone", lambda: get("deployment", "stop-canary", namespace) is None, timeout=30)
     assert image(get("deployment", "stop", namespace)) == "nginx:1.27"
