@@ -248,18 +248,26 @@ class Reconciler:
         metrics.app_conditions(namespace, name, new.get("conditions") or [])
         if not status_changed(old, new):
             return
-        patch = dict(new)
-        for k in old:
-            if k not in new:
-                patch[k] = None
         try:
-            result = self.deps.kube.patch_app_status(namespace, name, patch)
+            result = self.deps.kube.patch_app_status(namespace, name, merge_patch(old, new))
         except ApiError as e:
             if e.status == 404:
                 return
             raise
         metrics.STATUS_PATCHES.inc()
         self.deps.store.put_app(result)
+
+
+def merge_patch(old: Json, new: Json) -> Json:
+    """The JSON merge patch that turns `old` into `new`: a key gone is null at any depth (a merge
+    patch keeps what it does not name, so a nested key left out would stay)."""
+    patch = dict(new)
+    for k, was in old.items():
+        if k not in new:
+            patch[k] = None
+        elif isinstance(was, dict) and isinstance(new[k], dict):
+            patch[k] = merge_patch(was, new[k])
+    return patch
 
 
 def _observe(app: App, now: datetime) -> Observed:

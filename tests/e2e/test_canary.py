@@ -32,7 +32,7 @@ def canary_state(name: str, ns: str) -> dict[str, Any]:
 
 def test_a_canary_goes_through_every_step_then_promotes(operator: Operator, namespace: str) -> None:
     spec = {"replicas": 4, "rollout": {"canary": {"steps": [{"replicas": 1, "pause": "2s"},
-                                                            {"weight": "50%", "pause": "2s"}]}}}
+                                                            {"weight": "50%", "pause": "5s"}]}}}
     apply(app("can", **spec), namespace)
     wait_ready("can", namespace, timeout=60)
     apply(app("can", image="nginx:1.28", **spec), namespace)
@@ -50,6 +50,8 @@ def test_a_canary_goes_through_every_step_then_promotes(operator: Operator, name
 
     wait_for("the canary promoted", promoted, timeout=90)
     assert seen.get(2) == 2  # step 2: 50% of 4
+    steps = [e["message"] for e in events(namespace, "can") if e["reason"] == "CanaryStep"]
+    assert any(m.endswith("step 2/2: 2 pods") for m in steps), steps
     wait_for("the stable Deployment on the new template",
              lambda: image(get("deployment", "can", namespace)) == "nginx:1.28", timeout=30)
     wait_for("the canary's Deployment gone", lambda: get("deployment", "can-canary", namespace) is None, timeout=30)

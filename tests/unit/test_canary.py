@@ -78,6 +78,8 @@ def test_a_template_change_runs_beside_the_stable_pods_step_by_step_then_promote
     assert w.child("Deployment", "shop-canary")["spec"]["replicas"] == 2  # 50% of 4
     settle(w, "shop-canary", 2)
     w.reconcile()
+    assert "10s of the 10s pause left" in w.condition("Progressing")["message"]  # counted from step 2's pods
+    assert w.status()["canary"]["step"] == 2
     w.now += timedelta(seconds=11)
     w.reconcile()
     assert image(w.child("Deployment")) == "nginx:1.28"

@@ -396,7 +396,7 @@ def test_a_crashing_canary_is_aborted_while_the_stable_pods_serve_and_a_good_one
         aborted = time.monotonic() - t0
         wait_for("the canary's Deployment gone", lambda: get("deployment", "can-canary", namespace) is None,
                  timeout=60)
-        assert "step 1/2: container can: CrashLoopBackOff" in str(reason)
+        assert "step 1/2: container can: " in str(reason)
         assert "no config" in str(reason)  # the crash's own words
         good = dict(spec, env=[{"name": "VERSION", "value": "2"}])
         apply(real_app("can", **good), namespace)
