@@ -27,7 +27,7 @@ from .desired import canary_name
 from .failfast import parse_time, rollout_failure
 from .podhealth import workload_pods
 from .reasons import CANARY_FAILED, CANARY_PROMOTED, CANARY_STEP
-from .status import Problem, timestamp, workload_counts, workload_settled
+from .status import Problem, workload_counts, workload_settled
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class CanaryPlan:
     consumed: bool = False  # the annotation was acted on: it is removed
     recheck: float | None = None
     analyze: bool = False
+
+
+def stamp(now: datetime) -> str:
+    """RFC 3339 to the millisecond: a pause counted from a time cut to the second ends up to 1 s early."""
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def template_hash(template: Json) -> str:
@@ -76,8 +81,8 @@ def decide(spec: AppSpec, new_template: Json, status: Json, stable: Json | None,
     held = CanaryPlan(stable_template(stable), 0, state, str(recorded))
     if not state or state.get("revision") != new:
         first = config.steps[0].count(spec.replicas)
-        state = {"revision": new, "step": 1, "steps": len(config.steps), "startedAt": timestamp(now),
-                 "since": timestamp(now), "replicas": first, "phase": "Progressing", "judged": "started"}
+        state = {"revision": new, "step": 1, "steps": len(config.steps), "startedAt": stamp(now),
+                 "since": stamp(now), "replicas": first, "phase": "Progressing", "judged": "started"}
         held = replace(held, state=state, event=("Normal", CANARY_STEP, f"canary of a new pod template started: step "
                                                  f"1/{len(config.steps)}, {first} pods"))
     if state["phase"] == "Aborted":
@@ -97,7 +102,7 @@ def _step(spec: AppSpec, config: Canary, held: CanaryPlan, state: Json, canary: 
     want = step.count(spec.replicas)
     state["replicas"] = want
     # Only this revision's pods are judged: an earlier canary's may still be going away.
-    since = parse_time(state.get("since")) or now
+    since = (parse_time(state.get("since")) or now).replace(microsecond=0)  # pods' times are to the second
     mine = [p for p in pods if (parse_time((p.get("metadata") or {}).get("creationTimestamp")) or now) >= since]
     failure = rollout_failure(mine, None, spec.rollout.failure_threshold, now)
     if failure is not None:
@@ -108,7 +113,7 @@ def _step(spec: AppSpec, config: Canary, held: CanaryPlan, state: Json, canary: 
         return replace(held, replicas=want, state=state,
                        progress=f"canary step {i}/{n}: {ready}/{want} canary pods ready")
     serving = parse_time(state.get("servingSince")) or now
-    state["servingSince"] = timestamp(serving)
+    state["servingSince"] = stamp(serving)
     left = step.pause_seconds - (now - serving).total_seconds()
     if left > 0:
         return replace(held, replicas=want, state=state, recheck=left + 0.1,
@@ -138,7 +143,7 @@ def next_step(spec: AppSpec, config: Canary, plan: CanaryPlan, state: Json, judg
     if i >= n:
         return _promote(plan, dict(state, judged=judged), str(state["revision"]), f"all {n} steps passed; {judged}")
     want = config.steps[i].count(spec.replicas)
-    state = {**state, "step": i + 1, "startedAt": timestamp(now), "replicas": want, "judged": judged}
+    state = {**state, "step": i + 1, "startedAt": stamp(now), "replicas": want, "judged": judged}
     state.pop("servingSince", None)
     return replace(plan, replicas=want, state=state, recheck=None,
                    progress=f"canary step {i + 1}/{n}: {want} canary pods starting",
