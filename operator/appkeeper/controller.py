@@ -144,10 +144,13 @@ class Controller:
         loop = asyncio.get_running_loop()
         result: Outcome | BaseException
         started = time.monotonic()
+        metrics.started(key)
         try:
             result = await loop.run_in_executor(self.pool, _for_shard, shard, self.reconciler.reconcile, key)
         except Exception as e:  # one bad object must never stop the others
             result = e
+        finally:
+            metrics.finished(key)
         _observe(result, started, self.queue.taken_urgent_at.get(key))
         step = next_step(result, self.failures.get(key, 0), self.max_backoff, self.jitter())
         if step.attempt == 0:
@@ -200,6 +203,8 @@ def _observe(result: Outcome | BaseException, started: float, urgent_at: float |
     _RESULTS["requeue_after" if result.requeue_after else "success"].inc()
     if result.repairs and urgent_at is not None:
         metrics.REPAIR_LATENCY.observe(now - urgent_at)
+    if result.rolled_back:
+        metrics.ROLLBACK_LATENCY.observe(now - started)
 
 
 def _for_shard(shard: int | None, fn: Callable[..., T], *args: Any) -> T:

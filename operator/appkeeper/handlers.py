@@ -133,7 +133,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     if lease is None:
         control.leading.set()
-        metrics.LEADER.set(1)
+        metrics.set_leader(True, "appkeeper")
     elif rt.shards is not None:
         rt.store.accepts = rt.shards.accepts  # before the watches start: nothing is kept until a shard is held
         control.leading.set()  # each key is checked against the shards held
@@ -255,7 +255,7 @@ async def _lead(rt: Runtime, elector: LeaderElector) -> None:
         leading = _control(rt).leading
         if ok and not leading.is_set():
             leading.set()
-            metrics.LEADER.set(1)
+            metrics.set_leader(True, elector.cfg.name)
         elif not ok and leading.is_set() and elector.lost():
             log.error("lost the lease %s/%s (not renewed within %.0fs): exiting so a new process can stand by",
                       elector.cfg.namespace, elector.cfg.name, elector.cfg.renew_deadline)
@@ -301,7 +301,7 @@ async def _shard_round(rt: Runtime, elector: ShardElector) -> None:
         rt.unfilled = True
     for shard in done.give:
         await _hand_over(rt, elector, shard)
-    metrics.LEADER.set(1 if rt.shards.owned else 0)
+    metrics.set_leader(bool(rt.shards.owned), elector.cfg.name)
     metrics.SHARDS_HELD.set(len(rt.shards.owned))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -51,6 +52,49 @@ RECONCILE_TIME = Histogram("controller_runtime_reconcile_time_seconds", "Time on
 REPAIR_LATENCY = Histogram("appkeeper_repair_latency_seconds",
                            "From the watch event that showed a child deleted or drifted to the end of the "
                            "reconcile that put it back", buckets=QUEUE_BUCKETS)
+ROLLBACK_LATENCY = Histogram("appkeeper_rollback_latency_seconds",
+                             "From the start of the reconcile that found a rollout failed (a pod past "
+                             "spec.rollout.failureThreshold, or the progress deadline) to the rollback written",
+                             buckets=QUEUE_BUCKETS)
+LEADER_STATUS = Gauge("leader_election_master_status", "1 while this process leads (client-go's name)", ["name"])
+INFLIGHT: dict[object, float] = {}  # key -> monotonic start of its reconcile, for the two gauges below
+_inflight_lock = threading.Lock()
+
+
+def set_leader(leading: bool, lease: str) -> None:
+    LEADER.set(1 if leading else 0)
+    LEADER_STATUS.labels(lease).set(1 if leading else 0)
+
+
+def started(key: object) -> None:
+    with _inflight_lock:
+        INFLIGHT[key] = time.monotonic()
+
+
+def finished(key: object) -> None:
+    with _inflight_lock:
+        INFLIGHT.pop(key, None)
+
+
+class InFlight(Collector):
+    """client-go's workqueue_unfinished_work_seconds (the work in progress, summed) and
+    workqueue_longest_running_processor_seconds: a stuck worker shows as a number that only grows."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        with _inflight_lock:
+            ages = [now - t for t in INFLIGHT.values()]
+        unfinished = GaugeMetricFamily("workqueue_unfinished_work_seconds", "Seconds of work in progress not "
+                                       "yet observed by work_duration (large: stuck workers)", labels=["name"])
+        unfinished.add_metric(["app"], sum(ages))
+        longest = GaugeMetricFamily("workqueue_longest_running_processor_seconds", "Seconds the longest running "
+                                    "reconcile has been running", labels=["name"])
+        longest.add_metric(["app"], max(ages, default=0.0))
+        yield unfinished
+        yield longest
+
+
+REGISTRY.register(InFlight())
 CONDITION_STATUSES = ("True", "False")  # appkeeper never writes Unknown
 _exported: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}  # each App's (type, status) now
 _exported_lock = threading.Lock()

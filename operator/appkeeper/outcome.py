@@ -11,6 +11,7 @@ class Outcome:
     requeue_after: float | None = None
     repairs: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # "Deployment shop": one Event says them all
+    rolled_back: bool = False  # a failed rollout was rolled back (appkeeper_rollback_latency_seconds)
 
     def within(self, seconds: float | None) -> None:
         """Come back at the latest in `seconds` (None: no reason to)."""

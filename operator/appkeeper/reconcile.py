@@ -179,6 +179,7 @@ class Reconciler:
             obs.rolled_back_to, obs.rollback_cause = seen.rollback.revision, seen.rollback.cause
             self.deps.recorder.post(app.ref, "Warning", reasons.ROLLED_BACK, seen.rollback.event)
             metrics.ROLLBACKS.inc()
+            outcome.rolled_back = True
         try:
             for obj in desired:
                 converge(self.deps, app, obj, seen.children.get(child_key(obj)), obs, outcome)

@@ -290,3 +290,29 @@ def test_a_repair_is_timed_from_the_event_that_asked_for_it() -> None:
 
     run(scenario, Outcome(repairs=["ServiceDeleted"]))
     assert count() == before + 1
+
+
+def test_a_rollback_is_timed_and_a_running_reconcile_shows_in_the_in_flight_gauges() -> None:
+    from appkeeper import metrics
+
+    def sample(name: str) -> float:
+        return sum(s.value for m in metrics.REGISTRY.collect() for s in m.samples if s.name == name)
+
+    before = sample("appkeeper_rollback_latency_seconds_count")
+    seen: list[float] = []
+
+    def slow() -> Outcome:
+        seen.append(sample("workqueue_longest_running_processor_seconds"))
+        return Outcome(rolled_back=True)
+
+    async def scenario(control: Controller, queue: FakeQueue) -> None:
+        metrics.INFLIGHT[("stuck", "app")] = 0.0  # a reconcile running since monotonic 0
+        try:
+            await once(control, queue)
+        finally:
+            metrics.INFLIGHT.pop(("stuck", "app"), None)
+
+    run(scenario, slow)
+    assert sample("appkeeper_rollback_latency_seconds_count") == before + 1
+    assert seen[0] > 1.0  # the stuck one shows, however long the machine has been up
+    assert sample("workqueue_unfinished_work_seconds") == 0.0  # nothing runs now
