@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
+.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ lint: venv ## ruff and mypy --strict (the bench too; the kopf peer is written in
 test-unit: venv ## the fast suite: pure code, no cluster, no binaries (under 5 s)
 	$(PY) -m pytest -q tests/unit
 
-test-chart: venv binaries ## the chart with the pinned helm: golden templates, lint and schema, RBAC vs the kinds table
+test-chart: venv binaries prometheus ## the chart with the pinned helm: templates, lint, schema, RBAC vs kinds, promtool
 	$(PY) -m pytest -q tests/chart
 
 test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started when needed); then the teardown check
@@ -43,6 +43,11 @@ package-check: ## `pip wheel . --no-build-isolation` in a clean venv with the ol
 	build/package-check/bin/pip install -q "setuptools~=$$minimum.0" && \
 	build/package-check/bin/pip wheel -q . --no-build-isolation --no-deps -w build/package-check/dist && \
 	echo "wheel built with setuptools $$(build/package-check/bin/python -c 'import setuptools; print(setuptools.__version__)'): $$(ls build/package-check/dist)"
+
+prometheus: ## Debian's prometheus (promtool for the alert tests; the e2e's Prometheus), installed when missing
+	@command -v promtool >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }
 
 binaries: ## build-or-reuse the pinned Kubernetes, etcd, KWOK, Helm binaries
 	hack/build-binaries.sh

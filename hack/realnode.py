@@ -40,6 +40,7 @@ PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
 # Debian packages the real node needs, by the command that shows each is installed.
 PACKAGES = {"containerd": "containerd", "runc": "runc", "/usr/lib/cni/bridge": "containernetworking-plugins",
             "iptables": "iptables", "nft": "nftables", "conntrack": "conntrack", "debootstrap": "debootstrap",
+            "promtool": "prometheus",  # not the node's: the chart's alert tests and the e2e Prometheus
             "/bin/busybox": "busybox-static", "cc": "gcc", "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev"}
 # Host settings the kubelet, the bridge plugin and kube-proxy change: saved before, restored after.
 SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",

@@ -1,0 +1,108 @@
+"""A real Prometheus (Debian's package, on loopback) scrapes the operator every second, with the
+chart's alert rules loaded: the per-App condition metric and the repair histogram answer queries,
+the rules evaluate, and every query of the chart's dashboard returns data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, Operator, app, apply, free_port, get, kubectl, wait_for
+from .test_operator import wait_ready
+
+CHART_FILES = ROOT / "charts" / "appkeeper" / "files"
+
+
+class Prometheus:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+
+    def api(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=10) as r:
+            body = json.loads(r.read())
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return list(self.api("query", query=expr)["result"])
+
+
+@pytest.fixture(scope="module")
+def prometheus(operator: Operator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    binary = shutil.which("prometheus")
+    assert binary, "no prometheus: make prometheus (Debian's package) installs it"
+    home = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    (home / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(CHART_FILES / "alerts.yaml")],
+        "scrape_configs": [{"job_name": "appkeeper",
+                            "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}]}]}))
+    log = (home / "prometheus.log").open("wb")
+    proc = subprocess.Popen([binary, f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    prom = Prometheus(port)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"prometheus exited {proc.returncode}: {(home / 'prometheus.log').read_text()[-2000:]}")
+        try:
+            return bool(prom.query('up{job="appkeeper"} == 1'))
+        except OSError:
+            return False
+
+    try:
+        wait_for("Prometheus scraping the operator", up, timeout=60)
+        yield prom
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_prometheus_reads_an_apps_conditions_and_its_repair_latency(prometheus: Prometheus, namespace: str) -> None:
+    apply(app("seen", ports=[{"name": "http", "containerPort": 8080}]), namespace)
+    wait_ready("seen", namespace, timeout=60)
+    ready = f'appkeeper_app_condition{{namespace="{namespace}",name="seen",type="Ready",status="True"}}'
+    [sample] = wait_for("the App's Ready condition in Prometheus", lambda: prometheus.query(f"{ready} == 1"), timeout=30)
+    assert sample["metric"]["job"] == "appkeeper"
+    kubectl("delete", "service", "seen", "-n", namespace)
+    wait_for("the Service put back", lambda: get("service", "seen", namespace) is not None, timeout=30)
+    latency = wait_for("a repair in the histogram", lambda: prometheus.query(
+        "histogram_quantile(0.99, sum by (le) (increase(appkeeper_repair_latency_seconds_bucket[1m]))) > 0"),
+        timeout=30)
+    seconds = float(latency[0]["value"][1])
+    print(f"repair latency p99 over the last minute, as Prometheus computes it: {seconds * 1000:.0f} ms")
+    assert seconds < 5
+
+
+def test_the_alert_rules_load_and_every_dashboard_query_returns_data(prometheus: Prometheus) -> None:
+    groups = prometheus.api("rules")["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == 6
+    assert {r["health"] for r in rules} == {"ok"}, [r.get("lastError") for r in rules]
+    board = json.loads((CHART_FILES / "dashboard.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+
+    def empty() -> list[str]:
+        return [e for e in exprs if not prometheus.query(e)]
+
+    wait_for("every panel's query to return data", lambda: not empty(), timeout=60)
+    print(f"{len(exprs)} dashboard queries, each with data; {len(rules)} alert rules healthy")
+
+
+def test_nothing_listens_beyond_loopback(prometheus: Prometheus) -> None:
+    listening = Path("/proc/net/tcp").read_text()
+    port = int(prometheus.url.rsplit(":", 1)[1])
+    local = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[3] == "0A"]
+    mine = [a for a in local if int(a.split(":")[1], 16) == port]
+    assert mine == ["0100007F:" + f"{port:04X}"]  # 127.0.0.1 only
