@@ -54,7 +54,8 @@ def prometheus(operator: Operator, tmp_path_factory: pytest.TempPathFactory) -> 
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"prometheus exited {proc.returncode}: {(home / 'prometheus.log').read_text()[-2000:]}")
+            said = (home / "prometheus.log").read_text()[-2000:]
+            raise AssertionError(f"prometheus exited {proc.returncode}: {said}")
         try:
             return bool(prom.query('up{job="appkeeper"} == 1'))
         except OSError:
@@ -73,7 +74,8 @@ def test_prometheus_reads_an_apps_conditions_and_its_repair_latency(prometheus: 
     apply(app("seen", ports=[{"name": "http", "containerPort": 8080}]), namespace)
     wait_ready("seen", namespace, timeout=60)
     ready = f'appkeeper_app_condition{{namespace="{namespace}",name="seen",type="Ready",status="True"}}'
-    [sample] = wait_for("the App's Ready condition in Prometheus", lambda: prometheus.query(f"{ready} == 1"), timeout=30)
+    [sample] = wait_for("the App's Ready condition in Prometheus", lambda: prometheus.query(f"{ready} == 1"),
+                        timeout=30)
     assert sample["metric"]["job"] == "appkeeper"
     kubectl("delete", "service", "seen", "-n", namespace)
     wait_for("the Service put back", lambda: get("service", "seen", namespace) is not None, timeout=30)
@@ -93,10 +95,16 @@ def test_the_alert_rules_load_and_every_dashboard_query_returns_data(prometheus:
     board = json.loads((CHART_FILES / "dashboard.json").read_text())
     exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
 
-    def empty() -> list[str]:
-        return [e for e in exprs if not prometheus.query(e)]
+    missing: list[str] = []
 
-    wait_for("every panel's query to return data", lambda: not empty(), timeout=60)
+    def answered() -> bool:
+        missing[:] = [e for e in exprs if not prometheus.query(e)]
+        return not missing
+
+    try:
+        wait_for("every panel's query to return data", answered, timeout=60)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; no data: {missing}") from None
     print(f"{len(exprs)} dashboard queries, each with data; {len(rules)} alert rules healthy")
 
 
