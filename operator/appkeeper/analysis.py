@@ -6,9 +6,13 @@ cannot hold a worker long."""
 from __future__ import annotations
 
 import http.client
+import json
+import math
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 
-from .api import HttpCheck, Json, Port
+from .api import HttpCheck, Json, Port, PromCheck
 
 TRIES = 5  # requests per pod
 TIMEOUT = 1.0  # seconds per request
@@ -44,4 +48,39 @@ def http_analysis(check: HttpCheck, ports: tuple[Port, ...], pods: list[Json],
         return f"{evidence} (no canary pod has an IP)", evidence
     if ok * 100 < check.success_rate * total:
         return f"{evidence}, below {check.success_rate}%", evidence
+    return None, evidence
+
+
+Query = Callable[[str, str], Json]  # (base URL, PromQL) -> the API's `data`; raises OSError or ValueError
+
+
+def query_prometheus(base: str, query: str) -> Json:
+    url = f"{base.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(url, timeout=5) as r:  # the operator's own --prometheus-url
+        body = json.loads(r.read(1 << 20))
+    if body.get("status") != "success":
+        raise ValueError(str(body.get("error") or "the query failed"))
+    return dict(body["data"])
+
+
+def prometheus_analysis(check: PromCheck, base: str | None, ask: Query = query_prometheus) -> tuple[str | None, str]:
+    """(why the step fails, or None; what was measured)."""
+    if not base:
+        why = "analysis.prometheus is set but the operator has no Prometheus (--prometheus-url)"
+        return why, why
+    try:
+        data = ask(base, check.query)
+    except (OSError, ValueError, KeyError) as e:
+        why = f"the Prometheus query failed: {e}"
+        return why, why
+    result = data.get("result")
+    sample = result[0]["value"] if data.get("resultType") == "vector" and result else \
+        result if data.get("resultType") == "scalar" else None
+    if not sample:
+        why = f"the Prometheus query returned no data: {check.query[:200]}"
+        return why, why
+    value = float(sample[1])
+    evidence = f"Prometheus: {check.query[:200]} = {value:g} (threshold {check.threshold:g})"
+    if math.isnan(value) or value < check.threshold:
+        return f"{evidence}, below the threshold", evidence
     return None, evidence

@@ -140,9 +140,16 @@ class HttpCheck:
 
 
 @dataclass(frozen=True)
+class PromCheck:
+    query: str
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Canary:
     steps: tuple[CanaryStep, ...]
     http: HttpCheck | None = None
+    prometheus: PromCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -565,9 +572,10 @@ def _canary(raw: Json, ports: tuple[Port, ...]) -> Canary:
             weight=weight, pause_seconds=int(pause.group(1)) * (60 if pause.group(2) == "m" else 1)))
     if not 1 <= len(steps) <= 20:
         raise SpecError(f"{path}.steps", "needs 1 to 20 steps")
+    prom = _prom_check((raw.get("analysis") or {}).get("prometheus"), f"{path}.analysis.prometheus")
     http = (raw.get("analysis") or {}).get("httpGet")
     if http is None:
-        return Canary(tuple(steps))
+        return Canary(tuple(steps), None, prom)
     at = f"{path}.analysis.httpGet"
     if http.get("port") not in {p.name for p in ports}:
         raise SpecError(f"{at}.port", f"must name one of spec.ports, got {str(http.get('port'))[:64]!r}")
@@ -575,7 +583,19 @@ def _canary(raw: Json, ports: tuple[Port, ...]) -> Canary:
     if not check_path.startswith("/") or len(check_path) > 1024:
         raise SpecError(f"{at}.path", "must start with / (at most 1024 characters)")
     return Canary(tuple(steps), HttpCheck(check_path, str(http["port"]),
-                                          _percent(http.get("successRate", "95%"), f"{at}.successRate")))
+                                          _percent(http.get("successRate", "95%"), f"{at}.successRate")), prom)
+
+
+def _prom_check(raw: Json | None, path: str) -> PromCheck | None:
+    if raw is None:
+        return None
+    query = raw.get("query")
+    if not isinstance(query, str) or not query.strip() or len(query) > 4096:
+        raise SpecError(f"{path}.query", "must be a PromQL query of at most 4096 characters")
+    threshold = raw.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise SpecError(f"{path}.threshold", f"must be a number, got {str(threshold)[:32]!r}")
+    return PromCheck(query, float(threshold))
 
 
 def _failure_threshold(raw: Json) -> FailureThreshold:

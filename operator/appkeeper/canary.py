@@ -121,7 +121,7 @@ def _step(spec: AppSpec, config: Canary, held: CanaryPlan, state: Json, canary: 
                                 f"{step.pause_seconds}s pause left")
     running = replace(held, replicas=want, state=state,
                       progress=f"canary step {i}/{n}: {want} canary pods served {step.pause_seconds}s")
-    if config.http is not None:
+    if config.http is not None or config.prometheus is not None:
         return replace(running, analyze=True)
     return next_step(spec, config, running, state, f"step {i}/{n} passed: {want} pods served {step.pause_seconds}s, "
                      "none failing", now)

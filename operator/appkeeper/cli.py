@@ -102,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
                      help="how often the API of a missing optional child kind (ServiceMonitor, NetworkPolicy) is "
                           f"looked for (default {Options.optional_poll_seconds:.0f})")
     add_build_arguments(run)
+    run.add_argument("--prometheus-url", default=None,
+                     help="the Prometheus that canary analyses (spec.rollout.canary.analysis.prometheus) query, "
+                          "e.g. http://prometheus.monitoring:9090")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port; 0 disables")
     run.add_argument("--health-port", type=int, default=8081, help="/healthz (alive) and /readyz (serving) port")
     run.add_argument("--bind-address", default="0.0.0.0",
@@ -259,7 +262,8 @@ def run_kopf(args: argparse.Namespace, health: Health) -> None:
                       namespaces=list(args.namespace), denied=denied_namespaces(args.deny_namespace),
                       admission_policy=args.admission_policy, own_namespace=args.leader_election_namespace,
                       drain_seconds=args.drain_seconds,
-                      opted_in=frozenset({SECRETS} if args.config_secrets else set()))
+                      opted_in=frozenset({SECRETS} if args.config_secrets else set()),
+                      prometheus_url=args.prometheus_url)
     if options.opted_in:
         handlers.watch_opted_in(options.opted_in)
     rt = handlers.Runtime(options, health=health)

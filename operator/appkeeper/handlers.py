@@ -109,7 +109,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kube = Kube(load_configuration(rt.options.kubeconfig), pool_size=rt.options.workers * 2,
                 identity=lease.identity if lease else None)
     rt.reconciler = Reconciler(kube, rt.store, drain_seconds=rt.options.drain_seconds,
-                                secrets=SECRETS in rt.options.opted_in)
+                                secrets=SECRETS in rt.options.opted_in, prometheus_url=rt.options.prometheus_url)
     rt.pool = ThreadPoolExecutor(max_workers=rt.options.workers, thread_name_prefix="reconcile")
     if lease is not None and rt.options.shards > 1:
         rt.shards = Shards(rt.options.shards)

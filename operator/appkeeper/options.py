@@ -22,4 +22,5 @@ class Options:
     optional_poll_seconds: float = 30.0  # how often a missing optional kind's API is looked for
     own_namespace: str = "default"  # where the operator's Events about itself go
     drain_seconds: int = DRAIN_SECONDS  # every pod's drain where spec.rollout.drainSeconds is unset
+    prometheus_url: str | None = None  # canary analyses' PromQL queries go here
     opted_in: frozenset[str] = frozenset()  # kinds.OPT_INS granted (the chart's values): Secrets in config rollouts

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import claims, metrics, reasons
-from .analysis import http_analysis
+from .analysis import http_analysis, prometheus_analysis
 from .api import API_VERSION, DRAIN_SECONDS, KIND, App, Json, SpecError, parse_app
 from .canary import CanaryPlan, after_analysis, canary_pods, decide
 from .children import announce_created, converge, prune
@@ -64,10 +64,11 @@ class Gathered:
 
 class Reconciler:
     def __init__(self, kube: Kube, store: Store, clock: Callable[[], datetime] | None = None,
-                 drain_seconds: int = DRAIN_SECONDS, secrets: bool = False) -> None:
+                 drain_seconds: int = DRAIN_SECONDS, secrets: bool = False, prometheus_url: str | None = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.drain_seconds = drain_seconds  # the default drain of every pod (spec.rollout.drainSeconds unset)
         self.secrets = secrets  # --config-secrets: the Secrets the pods use are snapshotted too
+        self.prometheus_url = prometheus_url  # --prometheus-url: where canary analyses ask their queries
         self.deps = Deps(kube, store, Recorder(kube, self.clock))
         self.memory = self.deps.memory  # per App (memory.py), shared with children.py and the rollbacks
         self.rollbacks = Rollbacks(self.memory)
@@ -163,10 +164,15 @@ class Reconciler:
         pods = canary_pods(app.name, self.deps.store.pods((app.namespace, app.name)))
         plan = decide(app.spec, template, app.status, children.get(("Deployment", app.name)),
                       children.get(("Deployment", canary_name(app.name))), pods, app.annotations.get(ANN_CANARY), now)
-        check = app.spec.rollout.canary.http if app.spec.rollout.canary else None
-        if plan.analyze and check is not None:
-            failure, evidence = http_analysis(check, app.spec.ports, pods)
-            plan = after_analysis(app.spec, plan, failure, evidence, now)
+        wanted = app.spec.rollout.canary
+        if plan.analyze and wanted is not None:
+            found = []
+            if wanted.http is not None:
+                found.append(http_analysis(wanted.http, app.spec.ports, pods))
+            if wanted.prometheus is not None:
+                found.append(prometheus_analysis(wanted.prometheus, self.prometheus_url))
+            failure = next((f for f, _ in found if f is not None), None)
+            plan = after_analysis(app.spec, plan, failure, "; ".join(e for _, e in found), now)
         return plan
 
     def _act(self, app: App, seen: Gathered, desired: list[Json], obs: Observed, outcome: Outcome) -> None:

@@ -1,6 +1,8 @@
 """A real Prometheus (Debian's package, on loopback) scrapes the operator every second, with the
 chart's alert rules loaded: the per-App condition metric and the repair histogram answer queries,
-the rules evaluate, and every query of the chart's dashboard returns data."""
+the rules evaluate, and every query of the chart's dashboard returns data. The operator is given
+that Prometheus for canary analyses (--prometheus-url): a query above its threshold promotes, one
+below aborts."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, Operator, app, apply, free_port, get, kubectl, wait_for
-from .test_operator import wait_ready
+from .conftest import ROOT, Operator, app, apply, free_port, get, kubectl, start_operator, stop_operator, wait_for
+from .test_operator import condition, status, wait_ready
 
 CHART_FILES = ROOT / "charts" / "appkeeper" / "files"
 
@@ -36,12 +38,22 @@ class Prometheus:
         return list(self.api("query", query=expr)["result"])
 
 
+PROMETHEUS_PORT = free_port()  # chosen first: the operator is told it, then Prometheus scrapes the operator
+
+
+@pytest.fixture(scope="module")
+def operator(crd: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = start_operator(tmp_path_factory.mktemp("operator"), f"--prometheus-url=http://127.0.0.1:{PROMETHEUS_PORT}")
+    yield op
+    stop_operator(op)
+
+
 @pytest.fixture(scope="module")
 def prometheus(operator: Operator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     binary = shutil.which("prometheus")
     assert binary, "no prometheus: make prometheus (Debian's package) installs it"
     home = tmp_path_factory.mktemp("prometheus")
-    port = free_port()
+    port = PROMETHEUS_PORT
     (home / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(CHART_FILES / "alerts.yaml")],
@@ -114,3 +126,21 @@ def test_nothing_listens_beyond_loopback(prometheus: Prometheus) -> None:
     local = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[3] == "0A"]
     mine = [a for a in local if int(a.split(":")[1], 16) == port]
     assert mine == ["0100007F:" + f"{port:04X}"]  # 127.0.0.1 only
+
+
+def test_a_canary_is_judged_by_a_prometheus_query(prometheus: Prometheus, namespace: str) -> None:
+    ready = f'appkeeper_app_condition{{namespace="{namespace}",name="judged",type="Ready",status="True"}}'
+    for name, query, passes in (("judged", f"sum({ready})", True), ("refused", "vector(0.5)", False)):
+        spec = {"replicas": 2, "rollout": {"canary": {"steps": [{"replicas": 1, "pause": "1s"}], "analysis": {
+            "prometheus": {"query": query, "threshold": 1}}}}}
+        apply(app(name, **spec), namespace)
+        wait_ready(name, namespace, timeout=60)
+        apply(app(name, image="nginx:1.28", **spec), namespace)
+        phase = wait_for(f"{name}'s canary judged", lambda n=name: (st := (status(n, namespace).get("canary") or {}))
+                         .get("phase") in ("Promoted", "Aborted") and st, timeout=90)
+        print(f"{name}: {phase['phase']}: {phase['judged']}")
+        assert phase["phase"] == ("Promoted" if passes else "Aborted")
+        assert "Prometheus: " in phase["judged"]
+        if not passes:
+            assert "vector(0.5) = 0.5 (threshold 1), below the threshold" in condition(name, namespace, "Degraded")[
+                "message"]

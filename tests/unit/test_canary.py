@@ -154,3 +154,27 @@ def test_the_analysis_counts_answers_and_fails_below_the_rate() -> None:
     failure, _ = http_analysis(check, ports, pods, refused)
     assert failure is not None
     assert "0/10 succeeded, below 80%" in failure
+
+
+def test_the_prometheus_analysis_compares_the_first_value_and_never_passes_unjudged() -> None:
+    from appkeeper.analysis import prometheus_analysis
+    from appkeeper.api import PromCheck
+
+    check = PromCheck("sum(rate(ok[1m])) / sum(rate(all[1m]))", 0.99)
+
+    def answer(value: str) -> Any:
+        return lambda url, query: {"resultType": "vector", "result": [{"metric": {}, "value": [1, value]}]}
+
+    assert prometheus_analysis(check, "http://p:9090", answer("0.995"))[0] is None
+    failure, evidence = prometheus_analysis(check, "http://p:9090", answer("0.9"))
+    assert failure == f"{evidence}, below the threshold"
+    assert evidence == "Prometheus: sum(rate(ok[1m])) / sum(rate(all[1m])) = 0.9 (threshold 0.99)"
+    assert "below" in str(prometheus_analysis(check, "http://p:9090", answer("NaN"))[0])
+    assert "no data" in str(prometheus_analysis(check, "http://p:9090", lambda u, q: {"resultType": "vector",
+                                                                                          "result": []})[0])
+    assert "no Prometheus" in str(prometheus_analysis(check, None)[0])
+
+    def down(url: str, query: str) -> Any:
+        raise ConnectionRefusedError("refused")
+
+    assert "the Prometheus query failed" in str(prometheus_analysis(check, "http://p:9090", down)[0])
