@@ -320,3 +320,7 @@ def test_kubectl_explain_documents_the_fields(crd: str) -> None:
     assert "persistent" in volumes
     replicas = kubectl("explain", "app.spec.replicas").stdout
     assert "kubectl scale" in replicas
+    canary = kubectl("explain", "app.spec.rollout.canary").stdout
+    assert "<app>-canary" in canary
+    assert "appkeeper.dev/canary=promote|abort" in canary
+    assert "httpGet" in kubectl("explain", "app.spec.rollout.canary.analysis").stdout
