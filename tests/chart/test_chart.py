@@ -198,3 +198,34 @@ def test_chart_app_version_is_the_package_version() -> None:
     from appkeeper import __version__
 
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == __version__
+
+
+def docs_of(*values: str) -> list[dict[str, Any]]:
+    out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3", *values).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_pod_settings_are_values_and_the_test_pod_follows_the_image_and_its_secrets() -> None:
+    docs = docs_of("--set", "image.digest=sha256:" + "a" * 64, "--set", "imagePullSecrets[0].name=regcred",
+                   "--set", "podSecurityContext.runAsUser=1000", "--set", "livenessProbe.periodSeconds=30",
+                   "--set", "topologySpreadConstraints[0].maxSkew=1",
+                   "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+                   "--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+                   "--set", "global.imageRegistry=example.com")  # a parent chart's globals are accepted
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 1000
+    assert pod["containers"][0]["livenessProbe"]["periodSeconds"] == 30
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    [test_pod] = [d for d in docs if d["kind"] == "Pod"]
+    assert test_pod["spec"]["containers"][0]["image"] == "ghcr.io/appkeeper/appkeeper@sha256:" + "a" * 64
+    assert test_pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert not [d for d in docs_of("--set", "metrics.service.enabled=false") if d["kind"] == "Pod"]
+
+
+def test_helm_template_works_offline_and_an_old_kubernetes_is_refused() -> None:
+    offline = helm("template", "appkeeper", str(CHART))  # Helm assumes v1.20.0 when no cluster answers
+    assert "kind: Deployment" in offline.stdout
+    old = helm("template", "appkeeper", str(CHART), "--kube-version", "1.29.0", check=False)
+    assert old.returncode != 0
+    assert "appkeeper needs Kubernetes 1.30 or later; this cluster is v1.29.0" in old.stderr

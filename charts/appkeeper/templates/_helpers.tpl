@@ -37,3 +37,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "appkeeper.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+
+{{- /*
+Kubernetes >= 1.30 (native preStop sleep, ValidatingAdmissionPolicy v1). Not Chart.yaml's
+kubeVersion: that makes `helm template` fail offline, where Helm assumes v1.20.0. Checked when a
+cluster answers (an install or upgrade) or when --kube-version names an older one.
+*/ -}}
+{{- define "appkeeper.checkKubeVersion" -}}
+{{- $version := .Capabilities.KubeVersion.Version -}}
+{{- $online := lookup "v1" "Namespace" "" "kube-system" -}}
+{{- if and (semverCompare "<1.30.0-0" $version) (or $online (ne $version "v1.20.0")) -}}
+{{- fail (printf "appkeeper needs Kubernetes 1.30 or later; this cluster is %s" $version) -}}
+{{- end -}}
+{{- end -}}
