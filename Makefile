@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
+.PHONY: help venv lint package-check test-lowest test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ test-e2e: venv ## against $$KUBECONFIG, or the local cluster (built and started 
 	@if [ -z "$$KUBECONFIG" ]; then $(PY) -m pytest -q -rA tests/teardown; fi
 
 test: lint package-check binaries test-unit test-chart test-e2e ## everything CI runs: lint, the wheel, the pinned binaries, unit, chart, e2e
+
+test-lowest: ## the unit suite with the lowest version pyproject.toml allows of each dependency (constraints-lowest.txt)
+	rm -rf build/lowest && $(PYTHON) -m venv build/lowest
+	build/lowest/bin/pip install -q -c constraints-lowest.txt -e . "pytest>=8" "pytest-timeout>=2.3"
+	build/lowest/bin/pip list 2>/dev/null | grep -iE '^(kopf|kubernetes|prometheus.client|croniter|python-json-logger|pyyaml|urllib3) '
+	build/lowest/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
 package-check: ## `pip wheel . --no-build-isolation` in a clean venv with the oldest setuptools pyproject.toml allows
 	@minimum=$$(sed -n 's/.*"setuptools>=\([0-9][0-9]*\)".*/\1/p' pyproject.toml); \

@@ -107,7 +107,10 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
 def connection_fields(cfg: Configuration) -> dict[str, Any]:
     """The arguments of kopf's ConnectionInfo for `cfg`, so kopf's watches and our requests go to
     the same server with the same credentials (kopf's own login would read $KUBECONFIG instead)."""
-    header = cfg.get_api_key_with_prefix("BearerToken", alias="authorization") or ""
+    try:
+        header = cfg.get_api_key_with_prefix("BearerToken", alias="authorization") or ""
+    except TypeError:  # an older client (kubernetes < 33): no alias; its kubeconfig loader says "authorization"
+        header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization") or ""
     scheme, _, token = header.partition(" ") if " " in header else ("", "", header)
     return {
         "server": cfg.host, "ca_path": cfg.ssl_ca_cert, "insecure": not cfg.verify_ssl,
