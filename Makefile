@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test-lowest test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-scale bench-shards chart-check
+.PHONY: help venv lint package-check test-lowest test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-plots bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -98,6 +98,10 @@ demo: venv ## local cluster + helm install + the operator + an example App, show
 
 demo-down: ## stop the demo's operator and the local cluster
 	hack/demo.sh down
+
+bench-plots: venv ## the pictures in bench/results.md, from the committed JSON (matplotlib: the bench extra)
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) bench/plots.py
 
 bench: venv ## side by side (ceiling, appkeeper, the kopf peer, KCM; 1,000 Apps x 3), then latencies and steady state
 	$(PY) bench/compare.py --apps 1000 --runs 3
