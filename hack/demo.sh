@@ -66,10 +66,42 @@ up() {
   kubectl get -n demo app,deployment,service,pvc,ingress,pdb
   kubectl get -n demo app shop -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
 
+  if kubectl get node realnode-0 >/dev/null 2>&1; then
+    say "an App whose pods really run (the real node), answering through its Service"
+    .venv/bin/python hack/images.py import web
+    kubectl apply -n demo -f - <<'APP'
+apiVersion: appkeeper.dev/v1alpha1
+kind: App
+metadata:
+  name: hello
+spec:
+  image: appkeeper.local/web:1
+  imagePullPolicy: IfNotPresent
+  replicas: 2
+  ports:
+    - {name: http, containerPort: 8080, servicePort: 80}
+  probes:
+    readiness: {httpGet: {path: /index.html, port: http}, periodSeconds: 1}
+  pod:
+    nodeSelector: {appkeeper.dev/real-node: "true"}
+    tolerations: [{key: appkeeper.dev/real-node, operator: Exists, effect: NoSchedule}]
+APP
+    kubectl wait -n demo --for=jsonpath='{.status.phase}'=Ready app/hello --timeout=180s
+    kubectl get -n demo app hello -o wide
+    ip=$(kubectl get -n demo service hello -o jsonpath='{.spec.clusterIP}')
+    echo "\$ curl http://$ip/"
+    curl -fsS --max-time 5 --retry 5 --retry-connrefused --retry-delay 1 "http://$ip/"
+    try_curl="curl http://$ip/                    # the hello App's pods, through its Service"
+  else
+    say "no real node here (it needs root): the shop App's pods are simulated by KWOK nodes, nothing answers"
+    try_curl="# (no real node: pods are simulated, there is nothing to curl)"
+  fi
   say "try it"
   cat <<MSG
   $(python3 hack/localcluster.py env | head -1)
-  export PATH=$(dirname "$(command -v kubectl)"):\$PATH
+  export PATH=$(dirname "$(command -v kubectl)"):$root/.venv/bin:\$PATH
+  $try_curl
+  kubectl appkeeper status app/shop -n demo    # the App at a glance (the kubectl plugin)
   kubectl -n demo delete deployment shop      # the operator puts it back; see status.repairs
   kubectl -n demo scale app/shop --replicas=5  # scale subresource
   kubectl -n demo describe app shop            # Events
