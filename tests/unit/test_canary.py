@@ -144,16 +144,35 @@ def test_the_analysis_counts_answers_and_fails_below_the_rate() -> None:
     ports = (Port("http", 8080, "TCP", 80),)
     pods = [{"status": {"podIP": "10.0.0.9"}}, {"status": {"podIP": "10.0.0.8"}}]
     answers = iter([200, 200, 500, 200, 200, 200, 200, 200, 200, 200])
-    failure, evidence = http_analysis(check, ports, pods, lambda ip, port, path: next(answers))
+    failure, evidence = http_analysis(check, ports, pods, lambda ip, port, path, timeout: next(answers))
     assert failure is None
     assert evidence == "httpGet /healthz on port http of 2 canary pods: 9/10 succeeded"
 
-    def refused(ip: str, port: int, path: str) -> int:
+    def refused(ip: str, port: int, path: str, timeout: float) -> int:
         raise ConnectionRefusedError(ip)
 
     failure, _ = http_analysis(check, ports, pods, refused)
     assert failure is not None
     assert "0/10 succeeded, below 80%" in failure
+
+
+def test_pods_that_never_answer_hold_the_analysis_two_seconds_at_most() -> None:
+    """A tenant's canary pods that accept connections and say nothing must not hold a worker."""
+    now = [0.0]
+    asked: list[float] = []
+
+    def silent(ip: str, port: int, path: str, timeout: float) -> int:
+        asked.append(timeout)
+        now[0] += timeout  # waits its whole timeout, then nothing
+        raise TimeoutError(ip)
+
+    pods = [{"status": {"podIP": f"10.0.0.{i}"}} for i in range(10)]
+    failure, evidence = http_analysis(HttpCheck("/", "http", 95), (Port("http", 8080, "TCP", 80),), pods, silent,
+                                      clock=lambda: now[0])
+    assert now[0] <= 2.0
+    assert len(asked) == 2  # two 1 s waits spend the budget; the rest are not tried
+    assert "0/20 succeeded" in evidence  # 4 pods at most, 5 tries each: all failures
+    assert failure is not None
 
 
 def test_the_prometheus_analysis_compares_the_first_value_and_never_passes_unjudged() -> None:
