@@ -77,6 +77,12 @@ def applies(metrics: dict[str, float]) -> float:
     return sum(v for k, v in metrics.items() if k.startswith("appkeeper_child_applies_total"))
 
 
+def reconciles(scraped: dict[str, float]) -> float:
+    """Reconciles that did not fail (controller-runtime's counter: success and requeue_after)."""
+    return sum(scraped.get(f'controller_runtime_reconcile_total{{controller="app",result="{r}"}}', 0)
+               for r in ("success", "requeue_after"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--apps", type=int, default=100, help="Apps for the create and repair latencies")
@@ -170,8 +176,7 @@ def main() -> int:
         results["steady_state"] = {
             "seconds": args.steady_seconds, "apps": total_apps,
             "apiserver_writes_per_min": round(per_min, 1), "apiserver_writes_by_kind": delta,
-            "operator_reconciles": ops_after.get('appkeeper_reconciles_total{result="ok"}', 0)
-            - ops_before.get('appkeeper_reconciles_total{result="ok"}', 0),
+            "operator_reconciles": reconciles(ops_after) - reconciles(ops_before),
             "operator_child_applies": applies(ops_after) - applies(ops_before),
         }
         print("memory:", results["operator_rss_mib"], "steady:", results["steady_state"], flush=True)

@@ -120,7 +120,6 @@ class Controller:
         # the key is held, not tried, until both are open again.
         await self.leading.wait()
         await self.api_up.wait()
-        metrics.QUEUE_DEPTH.set(len(self.queue))
         shard = self._enter(key)
         try:
             if shard is not False:
@@ -154,7 +153,6 @@ class Controller:
         _observe(result, started, self.queue.taken_urgent_at.get(key))
         step = next_step(result, self.failures.get(key, 0), self.max_backoff, self.jitter())
         if step.attempt == 0:
-            _OK.inc()
             self.failures.pop(key, None)
         elif isinstance(result, BaseException):
             self._failed(key, step, result)
@@ -164,7 +162,6 @@ class Controller:
             await loop.run_in_executor(self.pool, _for_shard, shard, self.reconciler.report_failure, key, *step.report)
 
     def _failed(self, key: AppKey, step: Step, error: BaseException) -> None:
-        _FAILED.inc()
         _RETRIES.inc()
         self.failures[key] = step.attempt
         if step.unreachable:
@@ -187,7 +184,6 @@ _TIME = metrics.RECONCILE_TIME.labels(CONTROLLER)  # the labelled series, looked
 _WORK = metrics.WORKQUEUE_WORK_SECONDS.labels(CONTROLLER)
 _RESULTS = {r: metrics.RECONCILE_TOTAL.labels(CONTROLLER, r) for r in ("success", "error", "requeue_after")}
 _ERRORS = metrics.RECONCILE_ERRORS.labels(CONTROLLER)
-_OK, _FAILED = metrics.RECONCILES.labels("ok"), metrics.RECONCILES.labels("error")
 _RETRIES = metrics.WORKQUEUE_RETRIES.labels(CONTROLLER)
 
 

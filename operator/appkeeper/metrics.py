@@ -10,7 +10,6 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-RECONCILES = Counter("appkeeper_reconciles_total", "Reconciles run, by result", ["result"])
 RECONCILE_SECONDS = Histogram(
     "appkeeper_reconcile_duration_seconds", "Time one reconcile took",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
@@ -25,7 +24,6 @@ API_REQUESTS = Counter("appkeeper_api_requests_total", "Requests to the API serv
                        "(0: no answer)", ["verb", "code"])
 STATUS_PATCHES = Counter("appkeeper_status_patches_total", "App status patches written")
 APPS = Gauge("appkeeper_apps", "Apps the operator watches")
-QUEUE_DEPTH = Gauge("appkeeper_queue_depth", "Apps waiting for a reconcile")
 LEADER = Gauge("appkeeper_leader", "1 while this process holds the leader Lease (or runs without election)")
 SHARDS_HELD = Gauge("appkeeper_shards_held", "Shards whose Lease this process holds (run with --shards)")
 RECONCILES_SETTLED = Counter("appkeeper_reconciles_settled_total",
