@@ -174,7 +174,12 @@ def test_deleted_children_are_put_back(operator: Operator, namespace: str) -> No
         kubectl("delete", kind, name, "-n", namespace, "--wait=true", "--timeout=30s")
         wait_for(f"{kind}/{name} recreated", lambda k=kind, n=name, b=before: (get(k, n, namespace) or {})
                  .get("metadata", {}).get("uid") not in (None, b["metadata"]["uid"]), timeout=30)
-        wait_for("status.repairs to count it", lambda c=count: repairs("fix", namespace) == c + 1)
+        try:
+            wait_for("status.repairs to count it", lambda c=count: repairs("fix", namespace) == c + 1)
+        except AssertionError as e:  # say what was counted instead
+            raise AssertionError(f"{e}; {kind}/{name} deleted with {count} repairs counted before; status.repairs "
+                                 f"now {status('fix', namespace).get('repairs')}; Repaired Events: "
+                                 f"{[(x['message'], x.get('count')) for x in events(namespace, 'fix')]}") from None
         reason = status("fix", namespace)["repairs"]["lastReason"]
         assert reason == f"{before['kind']}Deleted"
     messages = [e["message"] for e in events(namespace, "fix") if e["reason"] == "Repaired"]
