@@ -28,11 +28,17 @@ def helm_binary() -> str:
     for built in sorted(CACHE.glob("k8s/*/versions.env")):
         if built.read_text() == pinned and (built.parent / ".complete").exists():
             return str(built.parent / "bin" / "helm")
-    found = shutil.which("helm")
+    return on_path("helm", "`make test` builds the pinned binaries before the unit tier",
+                   "`make binaries` builds the pinned one (the e2e suite does it too)")
+
+
+def on_path(tool: str, in_ci: str, here: str) -> str:
+    """`tool` from PATH; missing, CI fails (`in_ci` says why it cannot be), a machine skips (`here`: how to get it)."""
+    found = shutil.which(tool)
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail("no helm in CI: `make test` builds the pinned binaries before the unit tier")
-        pytest.skip("no helm: `make binaries` builds the pinned one (the e2e suite does it too)")
+            pytest.fail(f"no {tool} in CI: {in_ci}")
+        pytest.skip(f"no {tool}: {here}")
     return found
 
 

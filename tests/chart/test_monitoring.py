@@ -6,26 +6,19 @@ queries against a real Prometheus scraping the operator (tests/e2e/test_promethe
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from typing import Any
 
-import pytest
 import yaml
 
-from .test_chart import CHART, helm
+from .test_chart import CHART, helm, on_path
 
 ROOT = CHART.parents[1]
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("no promtool in CI: the local cluster's packages include prometheus")
-        pytest.skip("no promtool: apt-get install prometheus (make cluster-up installs it)")
-    return found
+    return on_path("promtool", "`make test-chart` installs Debian's prometheus first",
+                   "`make prometheus` (apt-get install prometheus)")
 
 
 def test_the_alert_rules_pass_their_promtool_tests() -> None:
