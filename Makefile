@@ -7,7 +7,7 @@ CLUSTER := $(PYTHON) hack/localcluster.py
 # The local cluster's kubeconfig and binaries, once `make cluster-up` has run.
 CLUSTER_ENV = eval "$$($(CLUSTER) env)"
 
-.PHONY: help venv lint package-check test-lowest test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-plots bench-scale bench-shards chart-check
+.PHONY: help venv lint package-check test-lowest test-pythons test test-unit test-chart test-e2e binaries prometheus image cluster-up cluster-down cluster-status kind-up kind-down test-kind kind-host-up kind-host-down test-kind-host demo demo-down bench bench-plots bench-scale bench-shards chart-check
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -42,6 +42,20 @@ test-lowest: ## the unit suite with the lowest version pyproject.toml allows of 
 	build/lowest/bin/pip install -q -c constraints-lowest.txt -e . "pytest>=8" "pytest-timeout>=2.3"
 	build/lowest/bin/pip list 2>/dev/null | grep -iE '^(kopf|kubernetes|prometheus.client|croniter|python-json-logger|pyyaml|urllib3) '
 	build/lowest/bin/python -m pytest -q -p no:cacheprovider tests/unit
+
+# Every CPython pyproject.toml's classifiers claim, each in a venv of its own (build/py3.N), with
+# the pinned dependencies: from PATH (python3.N) or pyenv's versions, whichever the machine has.
+PYTHONS ?= $(shell sed -n 's/.*"Programming Language :: Python :: \(3\.[0-9][0-9]*\)".*/\1/p' pyproject.toml)
+test-pythons: ## the unit suite on every CPython the package claims (3.11, 3.12, 3.13), from PATH or pyenv
+	@set -e; for v in $(PYTHONS); do \
+	  py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
+	  if [ -z "$$py" ] || ! $$py -c '' 2>/dev/null; then echo "error: no CPython $$v on PATH or in pyenv (pyproject.toml claims it)" >&2; exit 2; fi; \
+	  echo "== CPython $$v: $$py"; \
+	  [ -x build/py$$v/bin/python ] || $$py -m venv build/py$$v; \
+	  build/py$$v/bin/pip install -q -c constraints.txt -e . pytest pytest-timeout; \
+	  build/py$$v/bin/python -m pytest -q -p no:cacheprovider tests/unit; \
+	done
 
 package-check: ## `pip wheel . --no-build-isolation` in a clean venv with the oldest setuptools pyproject.toml allows
 	@minimum=$$(sed -n 's/.*"setuptools>=\([0-9][0-9]*\)".*/\1/p' pyproject.toml); \
