@@ -298,7 +298,8 @@ def repairs(kube: Kube, ns: str, n: int, ceiling: bool = False) -> dict[str, Any
         took.append((time.monotonic() - t0) * 1000)
     took.sort()
     return {"repairs": n, "repair_ms_p50": round(statistics.median(took), 1),
-            "repair_ms_p99": round(took[min(n - 1, round(0.99 * (n - 1)))], 1), "repair_ms_max": round(took[-1], 1)}
+            "repair_ms_p99": round(took[min(n - 1, round(0.99 * (n - 1)))], 1), "repair_ms_max": round(took[-1], 1),
+            "repair_ms": [round(t, 1) for t in took]}  # every sample, sorted: bench/plots.py draws their CDF
 
 
 def bucket_quantile(buckets: dict[float, float], q: float) -> float | None:

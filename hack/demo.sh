@@ -43,7 +43,8 @@ up() {
   kubectl get nodes
 
   say "helm install appkeeper charts/appkeeper"
-  helm upgrade --install appkeeper charts/appkeeper -n appkeeper-system --create-namespace --wait=false
+  # --take-ownership: a CRD left by an earlier release (crds.keep) or applied by hand is adopted
+  helm upgrade --install appkeeper charts/appkeeper -n appkeeper-system --create-namespace --wait=false --take-ownership
   kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="Established")].status}'=True crd/apps.appkeeper.dev --timeout=60s
 
   if kubectl get node realnode-0 >/dev/null 2>&1; then

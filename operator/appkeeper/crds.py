@@ -1,7 +1,7 @@
 """`appkeeper crds apply`: server-side apply the App CRD this version ships, and wait until the API
-server serves it. Helm installs a chart's crds/ once and never upgrades them; the chart runs this
-as a pre-upgrade hook (a Job with the operator image, allowed only this one CRD), so an upgrade
-brings the new schema before the new operator needs it."""
+server serves it. For clusters where the release does not own the CRD (chart value
+crds.enabled=false), the chart runs this as a pre-upgrade hook (a Job with the operator image,
+allowed only this one CRD), so an upgrade brings the new schema before the new operator needs it."""
 
 from __future__ import annotations
 

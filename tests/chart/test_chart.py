@@ -58,12 +58,35 @@ OPTED_IN = {"default+secrets": VALUES["default"] + SECRETS, "namespaced+secrets"
 @functools.cache
 def template(values: str) -> str:
     return helm("template", "appkeeper", str(CHART), "--namespace", "appkeeper-system", "--kube-version", "1.36.3",
-                "--skip-crds", *{**VALUES, **OPTED_IN}[values]).stdout
+                *{**VALUES, **OPTED_IN}[values]).stdout
+
+
+CRD_SPEC = "  # the spec of crds/apps.appkeeper.dev.yaml (test_the_chart_renders_the_repository_crd)\n"
+
+
+def without_crd_spec(rendered: str) -> str:
+    """The rendered chart with the CRD's 200 KB spec cut to one line: the golden shows its metadata,
+    another test compares the spec."""
+    start = rendered.find("kind: CustomResourceDefinition\n")
+    if start < 0:
+        return rendered
+    spec = rendered.index("\nspec:\n", start) + len("\nspec:\n")
+    end = rendered.find("\n---\n", spec)
+    return rendered[:spec] + CRD_SPEC + (rendered[end + 1:] if end >= 0 else "")
+
+
+def loaded(rendered: str) -> list[Any]:
+    """Every document (libyaml's loader: the CRD alone is 200 KB)."""
+    return list(yaml.load_all(rendered, Loader=yaml.CSafeLoader))
+
+
+def crds_of(rendered: str) -> list[dict[str, Any]]:
+    return [d for d in loaded(rendered) if d and d["kind"] == "CustomResourceDefinition"]
 
 
 @pytest.mark.parametrize("values", sorted(VALUES))
 def test_helm_template_matches_golden(values: str) -> None:
-    got = template(values)
+    got = without_crd_spec(template(values))
     path = GOLDEN / f"helm-{values}.yaml"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(got)
@@ -75,7 +98,7 @@ Rules = dict[tuple[str, str], set[str]]
 
 def rules_of(rendered: str, kind: str, leader: bool = False) -> Rules:
     """(apiGroup, resource) -> verbs, over every rendered `kind` (the leader-election Role, or the rest)."""
-    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == kind
+    docs: list[dict[str, Any]] = [d for d in loaded(rendered) if d and d["kind"] == kind
                                   and d["metadata"]["name"].endswith("-leader-election") == leader]
     docs = [d for d in docs if "helm.sh/hook" not in (d["metadata"].get("annotations") or {})]  # the CRD Job's
     assert docs, f"no {kind} rendered"
@@ -100,11 +123,11 @@ def test_chart_rbac_is_exactly_what_the_kinds_table_needs(values: str, kind: str
     assert rules == table(cluster_wide=kind == "ClusterRole", opted_in=opted_in)
     assert (("", "secrets") in rules) == bool(opted_in)  # Secrets are read only when opted in
     if opted_in:
-        [deployment] = [d for d in yaml.safe_load_all(template(values)) if d and d["kind"] == "Deployment"]
+        [deployment] = [d for d in loaded(template(values)) if d and d["kind"] == "Deployment"]
         assert "--config-secrets" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     # The Lease, in the release namespace only, and get/update only on the operator's own Lease.
     assert rules_of(template(values), "Role", leader=True) == table(own_namespace=True)
-    [role] = [d for d in yaml.safe_load_all(template(values)) if d and d["kind"] == "Role"
+    [role] = [d for d in loaded(template(values)) if d and d["kind"] == "Role"
               and d["metadata"]["name"].endswith("-leader-election")]
     assert role["metadata"]["namespace"] == "appkeeper-system"
     named = [r for r in role["rules"] if "get" in r["verbs"]]
@@ -113,7 +136,7 @@ def test_chart_rbac_is_exactly_what_the_kinds_table_needs(values: str, kind: str
 
 
 def test_shards_are_passed_on_and_their_leases_granted() -> None:
-    docs = [d for d in yaml.safe_load_all(helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3",
+    docs = [d for d in loaded(helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3",
                                                "--namespace", "appkeeper-system", "--set", "shards=6").stdout) if d]
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     assert "--shards=6" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -127,7 +150,7 @@ def test_shards_are_passed_on_and_their_leases_granted() -> None:
 
 
 def test_two_replicas_elect_a_leader_by_default() -> None:
-    docs = [d for d in yaml.safe_load_all(template("default")) if d]
+    docs = [d for d in loaded(template("default")) if d]
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     assert deployment["spec"]["replicas"] == 2
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -152,17 +175,39 @@ def test_helm_lint_and_schema() -> None:
     assert typo.returncode != 0
 
 
-@pytest.mark.parametrize("copy", [CHART / "crds", ROOT / "operator" / "appkeeper" / "crds"],
-                         ids=["chart", "package"])
-def test_the_crd_copies_are_the_repository_crds(copy: Path) -> None:
-    """The chart installs its copy; the package ships one for `appkeeper crds apply`."""
+def test_the_package_crd_is_the_repository_crd() -> None:
+    """The package ships a copy for `appkeeper crds apply`."""
+    copy = ROOT / "operator" / "appkeeper" / "crds"
     for crd in (ROOT / "crds").glob("*.yaml"):
-        assert (copy / crd.name).read_text() == crd.read_text(), f"{copy / crd.name} drifted: copy crds/ over it"
+        assert (copy / crd.name).read_text() == crd.read_text(), f"{copy / crd.name} drifted: run hack/gen_crd.py"
     assert sorted(p.name for p in copy.glob("*.yaml")) == sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
 
 
-def test_upgrades_apply_the_new_crd_first_with_rights_to_that_crd_only() -> None:
-    docs = [d for d in yaml.safe_load_all(template("default")) if d]
+def test_the_chart_renders_the_repository_crd_with_the_release_labels_and_kept() -> None:
+    """crds.enabled (default): the release installs and upgrades the CRD; crds.keep (default): uninstall
+    leaves it, and so every App."""
+    assert not (CHART / "crds").exists(), "crds/ is installed once and never upgraded: the CRD is a template"
+    repository = yaml.load((ROOT / "crds" / "apps.appkeeper.dev.yaml").read_text(), Loader=yaml.CSafeLoader)
+    [crd] = crds_of(template("default"))
+    assert crd["spec"] == repository["spec"]
+    assert crd["metadata"]["name"] == "apps.appkeeper.dev"
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "appkeeper"
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    docs = [d for d in loaded(template("default")) if d]
+    assert not [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-upgrade"]
+
+
+def test_crds_keep_false_lets_uninstall_delete_the_crd() -> None:
+    out = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.keep=false").stdout
+    [crd] = crds_of(out)
+    assert "annotations" not in crd["metadata"]
+
+
+def test_crds_disabled_renders_no_crd_and_upgrades_apply_it_with_rights_to_that_crd_only() -> None:
+    off = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.enabled=false").stdout
+    assert crds_of(off) == []
+    docs = [d for d in loaded(off) if d]
     hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-upgrade"]
     assert sorted(d["kind"] for d in hooks) == ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
     [role] = [d for d in hooks if d["kind"] == "ClusterRole"]
@@ -170,18 +215,20 @@ def test_upgrades_apply_the_new_crd_first_with_rights_to_that_crd_only() -> None
                               "resourceNames": ["apps.appkeeper.dev"], "verbs": ["get", "patch"]}]
     [job] = [d for d in hooks if d["kind"] == "Job"]
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["crds", "apply"]
-    off = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.upgrade=false").stdout
-    assert "helm.sh/hook: pre-upgrade" not in off
+    neither = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.enabled=false",
+                   "--set", "crds.upgrade=false").stdout
+    assert "helm.sh/hook: pre-upgrade" not in neither
+    assert crds_of(neither) == []
 
 
 def test_the_overrides_users_expect() -> None:
-    out = helm("template", "rel", str(CHART), "--kube-version", "1.36.3", "--skip-crds",
+    out = helm("template", "rel", str(CHART), "--kube-version", "1.36.3", "--set", "crds.enabled=false",
                "--set", "fullnameOverride=keeper", "--set", "nameOverride=ak",
                "--set", "image.digest=sha256:" + "a" * 64, "--set", "extraArgs={--log-level=debug}",
                "--set", "extraEnv[0].name=HTTPS_PROXY", "--set", "extraEnv[0].value=http://127.0.0.1:3128",
                "--set", "podAnnotations.team=web", "--set", "priorityClassName=ops",
                "--set", "resources.limits.memory=1Gi").stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = [d for d in loaded(out) if d]
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]
     [container] = pod["spec"]["containers"]
@@ -208,7 +255,7 @@ def test_chart_app_version_is_the_package_version() -> None:
 
 def docs_of(*values: str) -> list[dict[str, Any]]:
     out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3", *values).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in loaded(out) if d]
 
 
 def test_pod_settings_are_values_and_the_test_pod_follows_the_image_and_its_secrets() -> None:

@@ -29,9 +29,9 @@ def test_the_alert_rules_pass_their_promtool_tests() -> None:
 
 
 def rendered(*values: str) -> list[dict[str, Any]]:
-    out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3", "--skip-crds",
+    out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3",
                *values).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
 
 
 def test_the_prometheus_rule_and_the_dashboard_are_rendered_only_when_asked() -> None:

@@ -36,7 +36,8 @@ def release(crd: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     system, watched, other = f"appkeeper-{suffix}", f"team-{suffix}", f"other-{suffix}"
     for ns in (watched, other):
         kubectl("create", "namespace", ns)
-    helm("install", "appkeeper", str(CHART), "-n", system, "--create-namespace",
+    # --take-ownership: the suite applied the CRD (conftest), or an earlier release left it (crds.keep)
+    helm("install", "appkeeper", str(CHART), "-n", system, "--create-namespace", "--take-ownership",
          "--set", f"watchNamespaces={{{watched}}}", "--wait=false")
     info = {"system": system, "watched": watched, "other": other, "sa": "appkeeper"}
     try:
@@ -165,9 +166,13 @@ def test_upgrade_and_uninstall_leave_nothing_behind(release: dict[str, str], tmp
                            "validatingadmissionpolicybindings", "-l", selector, "-o", "name").stdout.split()
     assert cluster_left == []
     assert helm("status", "appkeeper", "-n", system, check=False).returncode != 0
-    # CRDs stay, as Helm does for charts' crds/ (Apps would otherwise be deleted with them); so do
-    # the Apps, and their children keep running, unmanaged until an operator serves them again.
-    assert get("crd", "apps.appkeeper.dev", "default") is not None
+    # The CRD stays (crds.keep, the default: the release installed it, helm.sh/resource-policy keeps
+    # it; Apps would otherwise be deleted with it); so do the Apps, and their children keep running,
+    # unmanaged until an operator serves them again.
+    crd = get("crd", "apps.appkeeper.dev", "default")
+    assert crd is not None
+    assert crd["metadata"]["annotations"]["meta.helm.sh/release-namespace"] == system  # it was the release's
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert get("app", "kept", watched) is not None
     deployment = get("deployment", "kept", watched)
     assert deployment is not None
@@ -244,7 +249,8 @@ def test_cluster_wide_the_policy_refuses_apps_in_kube_system_and_unlabelled_name
         kubectl("create", "namespace", ns)
     kubectl("label", "namespace", served, "appkeeper-served=true")
     # Only the policy matters here: the operator's one pod is kept off every node.
-    helm("install", f"cw-{suffix}", str(CHART), "-n", system, "--create-namespace", "--set", "replicas=1",
+    helm("install", f"cw-{suffix}", str(CHART), "-n", system, "--create-namespace", "--take-ownership",
+         "--set", "replicas=1",
          "--set-string", "nodeSelector.appkeeper-test=nowhere",
          "--set-string", "admissionPolicy.namespaceLabels.appkeeper-served=true", "--wait=false")
     try:

@@ -110,7 +110,8 @@ def incluster(real_node: str, crd: str, tmp_path_factory: pytest.TempPathFactory
                                   "tolerations": ON_REAL_NODE["tolerations"], "resyncSeconds": 60,
                                   "configRollout": {"secrets": True}}))  # Secrets roll too (a test of its own)
     t1 = time.monotonic()
-    helm("install", "appkeeper", str(CHART), "-n", ns, "-f", str(values), "--wait", "--timeout", "180s")
+    helm("install", "appkeeper", str(CHART), "-n", ns, "-f", str(values), "--take-ownership", "--wait",
+         "--timeout", "180s")
     print(f"operator image ready in {build_seconds:.1f}s; helm install --wait in {time.monotonic() - t1:.1f}s")
     release = Release(ns, image, build_seconds)
     try:

@@ -283,10 +283,8 @@ def test_helm_test_passes(incluster: Release) -> None:
 
 
 
-def test_an_upgrade_brings_the_new_crd_before_the_new_operator(incluster: Release, namespace: str) -> None:
-    """Helm never upgrades crds/: the chart's pre-upgrade Job applies the CRD the new version ships."""
-    from .conftest import CHART, helm
-
+def older_crd() -> dict[str, Any]:
+    """The served CRD as an older release had it: without spec.configRollout."""
     current = get("crd", "apps.appkeeper.dev", "default")
     assert current is not None
     older = {k: current[k] for k in ("apiVersion", "kind", "metadata", "spec")}
@@ -294,19 +292,32 @@ def test_an_upgrade_brings_the_new_crd_before_the_new_operator(incluster: Releas
     del spec_schema["properties"]["configRollout"]  # a field an older release did not have
     for key in ("managedFields", "generation", "uid", "creationTimestamp"):
         older["metadata"].pop(key, None)
-    kubectl("replace", "-f", "-", stdin=json.dumps(older))
+    return older
+
+
+def test_an_upgrade_brings_the_new_crd_and_keeps_it_when_the_release_lets_it_go(incluster: Release,
+                                                                                namespace: str) -> None:
+    """crds.enabled (the default): the release upgrades its CRD. An upgrade to crds.enabled=false leaves
+    it in place (crds.keep), and the pre-upgrade Job applies the new version's CRD instead."""
+    from .conftest import CHART, helm
+
+    app = json.dumps(real_app("upg", configRollout=False, ports=WEB["ports"]))
     try:
-        app = json.dumps(real_app("upg", configRollout=False, ports=WEB["ports"]))
-        # As an older kubectl (or --validate=false) would send it: the server prunes what it does not know.
-        kubectl("apply", "--validate=false", "-n", namespace, "-f", "-", stdin=app)
-        assert "configRollout" not in get("app", "upg", namespace)["spec"]  # type: ignore[index]  # pruned
-        t0 = time.monotonic()
-        helm("upgrade", "appkeeper", str(CHART), "-n", incluster.namespace, "--reuse-values", "--wait",
-             "--timeout", "180s")
-        print(f"helm upgrade with the CRD hook Job took {time.monotonic() - t0:.1f}s")
-        kubectl("apply", "-n", namespace, "-f", "-", stdin=app)  # strict validation: the field is known again
-        assert get("app", "upg", namespace)["spec"]["configRollout"] is False  # type: ignore[index]
-        assert get("job", "appkeeper-crds", incluster.namespace) is None  # hook-succeeded: cleaned up
+        for values in ([], ["--set", "crds.enabled=false"]):
+            kubectl("replace", "-f", "-", stdin=json.dumps(older_crd()))
+            # As an older kubectl (or --validate=false) would send it: the server prunes what it does not know.
+            kubectl("apply", "--validate=false", "-n", namespace, "-f", "-", stdin=app)
+            assert "configRollout" not in get("app", "upg", namespace)["spec"]  # type: ignore[index]  # pruned
+            t0 = time.monotonic()
+            helm("upgrade", "appkeeper", str(CHART), "-n", incluster.namespace, "--reuse-values", *values,
+                 "--wait", "--timeout", "180s")
+            print(f"helm upgrade {' '.join(values) or '(crds.enabled)'} took {time.monotonic() - t0:.1f}s")
+            crd = get("crd", "apps.appkeeper.dev", "default")
+            assert crd is not None  # kept: the Apps live on
+            assert crd["metadata"].get("deletionTimestamp") is None
+            kubectl("apply", "-n", namespace, "-f", "-", stdin=app)  # strict validation: the field is known again
+            assert get("app", "upg", namespace)["spec"]["configRollout"] is False  # type: ignore[index]
+            assert get("job", "appkeeper-crds", incluster.namespace) is None  # none, or hook-succeeded: cleaned up
     finally:  # whatever happened, the rest of the suite gets the repository's CRD
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
 
