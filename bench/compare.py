@@ -281,7 +281,9 @@ def repairs(kube: Kube, ns: str, n: int, ceiling: bool = False) -> dict[str, Any
     built = {f"a{i}": bare_deployment(ns, f"a{i}") for i in range(n)} if ceiling else {}
 
     def recreate(gone: dict[str, Any]) -> None:
-        kube.request("POST", path_for("apps/v1", "Deployment", ns), built[gone["metadata"]["name"]])
+        body = built.get(gone["metadata"]["name"])
+        if body is not None:  # not one of the n (the namespace's deletion at the end takes them all)
+            kube.request("POST", path_for("apps/v1", "Deployment", ns), body)
 
     deployments = Watcher(kube, "apps/v1", "Deployment", ns, on_deleted=recreate if ceiling else None)
     if not deployments.wait(lambda: len(deployments.latest) >= n, 60):

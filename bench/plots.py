@@ -51,7 +51,7 @@ def time_to_children() -> None:
 
 def repair_latency() -> None:
     """The CDF of every repair (each run's samples, pooled per party) beside each run's p50/p99/max."""
-    rows = [r for r in load("compare-repair-priority.json")["rows"] if "repair_ms_p50" in r]
+    rows = [r for r in load("compare-repair-cdf.json")["rows"] if "repair_ms_p50" in r]
     fig, (cdf, spread) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     for offset, party in ((-0.2, "ceiling"), (0.2, "appkeeper")):
         mine = [r for r in rows if r["party"] == party]
