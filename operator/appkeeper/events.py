@@ -43,9 +43,11 @@ class _Bucket:
 
 
 class Recorder:
-    def __init__(self, sink: EventSink, clock: Callable[[], datetime]) -> None:
+    def __init__(self, sink: EventSink, clock: Callable[[], datetime], keep: int = 4096) -> None:
+        """`keep`: how many series and buckets are held before the old ones are swept."""
         self.sink = sink
         self.clock = clock
+        self.keep = keep
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str, str, str, str], _Seen] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -87,10 +89,10 @@ class Recorder:
         return True
 
     def _forget_old(self, now: datetime) -> None:
-        if len(self._seen) >= 4096:
+        if len(self._seen) >= self.keep:
             for key in [k for k, v in self._seen.items() if now - v.last >= REPEAT_WINDOW]:
                 del self._seen[key]
-        if len(self._buckets) >= 4096:  # a bucket refilled to the burst is what a new one would be
+        if len(self._buckets) >= self.keep:  # a bucket refilled to the burst is what a new one would be
             for app in [k for k, b in self._buckets.items() if b.tokens + (now - b.at) / REFILL >= BURST]:
                 del self._buckets[app]
 

@@ -12,9 +12,9 @@ from .fakekube import FakeKube
 APP = {"name": "shop", "namespace": "demo", "uid": "uid-1"}
 
 
-def recorder(kube: FakeKube) -> tuple[Recorder, list[object]]:
+def recorder(kube: FakeKube, keep: int = 4096) -> tuple[Recorder, list[object]]:
     clock = [NOW]
-    return Recorder(kube, lambda: clock[0]), clock  # type: ignore[arg-type, return-value]
+    return Recorder(kube, lambda: clock[0], keep), clock  # type: ignore[arg-type, return-value]
 
 
 def events(kube: FakeKube) -> list[dict[str, object]]:
@@ -77,14 +77,15 @@ def test_a_failed_post_is_forgotten_so_the_next_creates() -> None:
 def test_what_it_keeps_per_app_goes_with_the_app_and_stays_bounded() -> None:
     """Finding 8: three cycles of 500 Apps created and deleted left their buckets behind."""
     kube = FakeKube()
-    rec, clock = recorder(kube)
+    rec, clock = recorder(kube, keep=256)  # the operator keeps 4096; the sweep is the same
     for cycle in range(3):
-        for i in range(500):
+        for i in range(300):  # more than it keeps before sweeping: forget, not the sweep, empties it
             app = {"name": f"app-{cycle}-{i}", "namespace": "demo", "uid": f"u{i}"}
             rec.post(app, "Normal", "Created", "created Deployment")
             rec.forget("demo", app["name"])
     assert (len(rec._buckets), len(rec._seen)) == (0, 0)
-    for i in range(5000):  # never forgotten (say, a reconcile failing before the App is gone): swept
+    for i in range(600):  # never forgotten (say, a reconcile failing before the App is gone): swept
         clock[0] = NOW + timedelta(hours=3 + i)  # type: ignore[operator]
         rec.post({"name": f"x-{i}", "namespace": "demo", "uid": "u"}, "Normal", "Created", "created")
-    assert len(rec._buckets) <= 4096
+    assert len(rec._buckets) <= 256
+    assert len(rec._seen) <= 256
