@@ -43,11 +43,13 @@ test-lowest: ## the unit suite with the lowest version pyproject.toml allows of 
 	build/lowest/bin/pip list 2>/dev/null | grep -iE '^(kopf|kubernetes|prometheus.client|croniter|python-json-logger|pyyaml|urllib3) '
 	build/lowest/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
-# Every CPython pyproject.toml's classifiers claim, each in a venv of its own (build/py3.N), with
-# the pinned dependencies: from PATH (python3.N) or pyenv's versions, whichever the machine has.
+# Every CPython pyproject.toml's classifiers claim, with the pinned dependencies: the .venv's own
+# version runs there (what `make test-unit` runs); each other in a venv of its own (build/py3.N),
+# from pyenv's versions or python3.N on PATH, whichever the machine has.
 PYTHONS ?= $(shell sed -n 's/.*"Programming Language :: Python :: \(3\.[0-9][0-9]*\)".*/\1/p' pyproject.toml)
-test-pythons: ## the unit suite on every CPython the package claims (3.11, 3.12, 3.13), from PATH or pyenv
-	@set -e; for v in $(PYTHONS); do \
+test-pythons: venv ## the unit suite on every CPython the package claims (3.11, 3.12, 3.13), from PATH or pyenv
+	@set -e; own=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); for v in $(PYTHONS); do \
+	  if [ "$$v" = "$$own" ]; then echo "== CPython $$v: the .venv's"; $(PY) -m pytest -q -p no:cacheprovider tests/unit; continue; fi; \
 	  py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -1); \
 	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
 	  if [ -z "$$py" ] || ! $$py -c '' 2>/dev/null; then echo "error: no CPython $$v on PATH or in pyenv (pyproject.toml claims it)" >&2; exit 2; fi; \

@@ -55,10 +55,9 @@ def repair_latency() -> None:
     fig, (cdf, spread) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     for offset, party in ((-0.2, "ceiling"), (0.2, "appkeeper")):
         mine = [r for r in rows if r["party"] == party]
-        samples = sorted(t for r in mine for t in r.get("repair_ms", []))
-        if samples:
-            cdf.step(samples, [(i + 1) / len(samples) for i in range(len(samples))], where="post",
-                     color=COLORS[party], label=f"{NAMES[party]} ({len(samples)} repairs, {len(mine)} runs)")
+        samples = sorted(t for r in mine for t in r["repair_ms"])
+        cdf.step(samples, [(i + 1) / len(samples) for i in range(len(samples))], where="post",
+                 color=COLORS[party], label=f"{NAMES[party]} ({len(samples)} repairs, {len(mine)} runs)")
         for j, key in enumerate(("repair_ms_p50", "repair_ms_p99", "repair_ms_max")):
             spread.scatter([j + offset] * len(mine), [r[key] for r in mine], color=COLORS[party], s=30,
                            label=NAMES[party] if j == 0 else None)
@@ -72,7 +71,6 @@ def repair_latency() -> None:
     spread.set_ylabel("ms")
     spread.set_title("Each run of 100: p50, p99, max")
     spread.legend()
-    fig.tight_layout()
     save(fig, "repair-latency.png")
 
 

@@ -80,8 +80,18 @@ def loaded(rendered: str) -> list[Any]:
     return list(yaml.load_all(rendered, Loader=yaml.CSafeLoader))
 
 
-def crds_of(rendered: str) -> list[dict[str, Any]]:
-    return [d for d in loaded(rendered) if d and d["kind"] == "CustomResourceDefinition"]
+def docs_of(*values: str) -> list[dict[str, Any]]:
+    """The chart rendered with these values, as documents."""
+    out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3", *values).stdout
+    return [d for d in loaded(out) if d]
+
+
+def crds_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+
+
+def upgrade_hooks(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-upgrade"]
 
 
 @pytest.mark.parametrize("values", sorted(VALUES))
@@ -175,49 +185,38 @@ def test_helm_lint_and_schema() -> None:
     assert typo.returncode != 0
 
 
-def test_the_package_crd_is_the_repository_crd() -> None:
-    """The package ships a copy for `appkeeper crds apply`."""
-    copy = ROOT / "operator" / "appkeeper" / "crds"
-    for crd in (ROOT / "crds").glob("*.yaml"):
-        assert (copy / crd.name).read_text() == crd.read_text(), f"{copy / crd.name} drifted: run hack/gen_crd.py"
-    assert sorted(p.name for p in copy.glob("*.yaml")) == sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
-
-
 def test_the_chart_renders_the_repository_crd_with_the_release_labels_and_kept() -> None:
     """crds.enabled (default): the release installs and upgrades the CRD; crds.keep (default): uninstall
-    leaves it, and so every App."""
+    leaves it, and so every App. (tests/unit/test_crd.py keeps the template's text in step.)"""
     assert not (CHART / "crds").exists(), "crds/ is installed once and never upgraded: the CRD is a template"
     repository = yaml.load((ROOT / "crds" / "apps.appkeeper.dev.yaml").read_text(), Loader=yaml.CSafeLoader)
-    [crd] = crds_of(template("default"))
+    docs = [d for d in loaded(template("default")) if d]
+    [crd] = crds_of(docs)
     assert crd["spec"] == repository["spec"]
     assert crd["metadata"]["name"] == "apps.appkeeper.dev"
     assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "appkeeper"
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
-    docs = [d for d in loaded(template("default")) if d]
-    assert not [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-upgrade"]
+    assert upgrade_hooks(docs) == []
 
 
 def test_crds_keep_false_lets_uninstall_delete_the_crd() -> None:
-    out = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.keep=false").stdout
-    [crd] = crds_of(out)
+    [crd] = crds_of(docs_of("--set", "crds.keep=false"))
     assert "annotations" not in crd["metadata"]
 
 
 def test_crds_disabled_renders_no_crd_and_upgrades_apply_it_with_rights_to_that_crd_only() -> None:
-    off = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.enabled=false").stdout
-    assert crds_of(off) == []
-    docs = [d for d in loaded(off) if d]
-    hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-upgrade"]
+    docs = docs_of("--set", "crds.enabled=false")
+    assert crds_of(docs) == []
+    hooks = upgrade_hooks(docs)
     assert sorted(d["kind"] for d in hooks) == ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
     [role] = [d for d in hooks if d["kind"] == "ClusterRole"]
     assert role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
                               "resourceNames": ["apps.appkeeper.dev"], "verbs": ["get", "patch"]}]
     [job] = [d for d in hooks if d["kind"] == "Job"]
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["crds", "apply"]
-    neither = helm("template", "appkeeper", str(CHART), "--kube-version", "1.36.3", "--set", "crds.enabled=false",
-                   "--set", "crds.upgrade=false").stdout
-    assert "helm.sh/hook: pre-upgrade" not in neither
+    neither = docs_of("--set", "crds.enabled=false", "--set", "crds.upgrade=false")
+    assert upgrade_hooks(neither) == []
     assert crds_of(neither) == []
 
 
@@ -251,11 +250,6 @@ def test_chart_app_version_is_the_package_version() -> None:
     from appkeeper import __version__
 
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == __version__
-
-
-def docs_of(*values: str) -> list[dict[str, Any]]:
-    out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3", *values).stdout
-    return [d for d in loaded(out) if d]
 
 
 def test_pod_settings_are_values_and_the_test_pod_follows_the_image_and_its_secrets() -> None:

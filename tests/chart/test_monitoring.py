@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .test_chart import CHART, helm, on_path
+from .test_chart import CHART, docs_of, on_path
 
 ROOT = CHART.parents[1]
 
@@ -28,17 +28,11 @@ def test_the_alert_rules_pass_their_promtool_tests() -> None:
     assert "SUCCESS" in proc.stdout
 
 
-def rendered(*values: str) -> list[dict[str, Any]]:
-    out = helm("template", "appkeeper", str(CHART), "--namespace", "ops", "--kube-version", "1.36.3",
-               *values).stdout
-    return [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
-
-
 def test_the_prometheus_rule_and_the_dashboard_are_rendered_only_when_asked() -> None:
-    kinds = {d["kind"] for d in rendered()}
+    kinds = {d["kind"] for d in docs_of()}
     assert "PrometheusRule" not in kinds
     assert "ServiceMonitor" not in kinds
-    docs = rendered("--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.prometheusRule.labels.release=kp",
+    docs = docs_of("--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.prometheusRule.labels.release=kp",
                     "--set", "metrics.dashboard.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
                     "--set", "metrics.serviceMonitor.namespace=monitoring",
                     "--set", "metrics.serviceMonitor.labels.release=kp")

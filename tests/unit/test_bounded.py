@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from appkeeper.api import SpecError, parse_spec, quantity_value
 
-CRD = Path(__file__).resolve().parents[2] / "crds" / "apps.appkeeper.dev.yaml"
+from .test_crd import CRD
+
 N = 200_000  # the issue's hostile length; the old quantity pattern took minutes on it
 BOUND = 1.0  # seconds: generous for a linear parser on a loaded machine, far below a quadratic one
 
@@ -90,8 +89,7 @@ PARSED = ("spec.replicas", "spec.autoscaling.minReplicas", "spec.autoscaling.max
 
 
 def test_every_integer_bound_of_the_schema_is_the_parsers() -> None:
-    crd = yaml.load(CRD.read_text(), Loader=yaml.CSafeLoader)  # libyaml: the CRD is 200 KB
-    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     bounds = {p: (lo, hi) for p, lo, hi in _integers(spec, "spec") if p in PARSED}
     assert sorted(bounds) == sorted(PARSED)
     for path, (lo, hi) in bounds.items():

@@ -44,6 +44,8 @@ def test_the_crd_and_its_copies_are_built_from_the_source_and_the_generated_core
     built = gen.build()
     for path in (gen.CRD, *gen.COPIES):
         assert path.read_text() == built, f"{path} is out of date: run python3 hack/gen_crd.py"
+    assert gen.CHART_TEMPLATE.read_text() == gen.chart_template(built), \
+        f"{gen.CHART_TEMPLATE} is out of date: run python3 hack/gen_crd.py"
     # Every embedded core/v1 type is expanded; none is left open to unknown fields.
     assert "x-appkeeper-core-v1" not in built
     assert "x-kubernetes-preserve-unknown-fields" not in built

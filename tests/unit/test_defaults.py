@@ -17,8 +17,9 @@ import appkeeper
 from appkeeper import cli
 from appkeeper.api import parse_spec
 
+from .test_crd import CRD
+
 ROOT = Path(__file__).resolve().parents[2]
-CRD = yaml.load((ROOT / "crds" / "apps.appkeeper.dev.yaml").read_text(), Loader=yaml.CSafeLoader)
 SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
 # The smallest valid value of each top-level field that holds a defaulted field.
 MINIMAL: dict[str, Any] = {
